@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from events.models import Event, LogMessage
+
+
+@admin.register(LogMessage)
+class LogMessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "created", "severity", "application", "category", "user", "short_message", "owner")
+    list_filter = ("severity", "created", "application", "category")
+    search_fields = ("message", "application", "category", "user", "owner__username")
+    raw_id_fields = ("owner",)
+    date_hierarchy = "created"
+    show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
+
+    @admin.display(description="message")
+    def short_message(self, obj: LogMessage) -> str:
+        return obj.message[:80]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("uid", "date", "name", "trace_id", "client_id", "owner", "created")
+    list_filter = ("date", "name")
+    search_fields = ("uid", "name", "trace_id", "owner__username")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("uid", "created")
+    date_hierarchy = "date"
+    show_full_result_count = False

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.utils import timezone
+
+from logsvc.models import User
+
+SEARCH_CONFIG = "english"
+
+
+class LogMessageQuerySet(models.QuerySet["LogMessage"]):
+    def owned_by(self, user: User) -> LogMessageQuerySet:
+        return self.filter(owner=user)
+
+
+class LogMessage(models.Model):
+    """A Logster application log message."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="log_messages")
+    message = models.TextField()
+    exception = models.TextField(blank=True)
+    stack_trace = models.TextField(blank=True)
+    severity = models.PositiveSmallIntegerField()
+    category = models.CharField(max_length=256, blank=True)
+    application = models.CharField(max_length=256, blank=True)
+    user = models.CharField(max_length=256, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    search = models.GeneratedField(
+        expression=SearchVector("message", "exception", "stack_trace", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    objects = LogMessageQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "-created", "-id"], name="logmessage_owner_created"),
+            GinIndex(fields=["search"], name="logmessage_search"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message[:80]
+
+
+def new_uid() -> str:
+    """16 URL-safe characters (96 random bits): the event's public Loggator id and its capability."""
+    return secrets.token_urlsafe(12)
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def owned_by(self, user: User) -> EventQuerySet:
+        return self.filter(owner=user)
+
+
+class Event(models.Model):
+    """A Bytelog business event, readable by anyone holding its uid through Loggator."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="events")
+    uid = models.CharField(max_length=16, unique=True, default=new_uid, editable=False)
+    client_id = models.JSONField(null=True, blank=True, help_text="The client's own `id`; not unique.")
+    name = models.CharField(max_length=200)
+    trace_id = models.CharField(max_length=64, blank=True)
+    date = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "date", "id"], name="event_owner_date"),
+            models.Index(fields=["owner", "trace_id", "date"], name="event_owner_trace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.uid})"

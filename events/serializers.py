@@ -1,0 +1,63 @@
+"""Shapes of the three families' bodies, for the OpenAPI document. Input is checked in validation.py."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class LogMessageSerializer(serializers.Serializer):
+    Exception = serializers.CharField(required=False, allow_blank=True, max_length=262_144)
+    Message = serializers.CharField(max_length=32_768)
+    StackTrace = serializers.CharField(required=False, allow_blank=True, max_length=262_144)
+    Severity = serializers.IntegerField(min_value=0, max_value=6)
+    Category = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    Application = serializers.CharField(required=False, allow_blank=True, max_length=256)
+    User = serializers.CharField(required=False, allow_blank=True, max_length=256)
+
+
+class StoredLogMessageSerializer(LogMessageSerializer):
+    MessageId = serializers.CharField()
+    Created = serializers.DateTimeField()
+
+
+class MessageIdSerializer(serializers.Serializer):
+    MessageId = serializers.CharField(help_text="The stored message's id, as a string.")
+
+
+class LogMessageListSerializer(serializers.Serializer):
+    Messages = StoredLogMessageSerializer(many=True)
+    Next = serializers.URLField(allow_null=True, help_text="The next (older) page, or null.")
+
+
+class EventInputSerializer(serializers.Serializer):
+    id = serializers.JSONField(required=False, help_text="The client's own id (integer or string); not unique.")
+    name = serializers.CharField(max_length=200)
+    trace_id = serializers.CharField(required=False, max_length=64)
+    date = serializers.CharField(
+        required=False, help_text="ISO 8601, or 2021-07-04 13:34:56 (UTC). Defaults to the time received."
+    )
+    data = serializers.JSONField(required=False, help_text="Any JSON.")
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.JSONField(allow_null=True)
+    name = serializers.CharField()
+    trace_id = serializers.CharField()
+    date = serializers.DateTimeField()
+    data = serializers.JSONField()
+    url = serializers.URLField(help_text="The event's public Loggator address.")
+
+
+class EventListSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="How many events match, over all pages.")
+    events = EventSerializer(many=True)
+
+
+class PublicEventSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The event's 16-character public id.")
+    url = serializers.URLField()
+    name = serializers.CharField()
+    trace_id = serializers.CharField()
+    date = serializers.DateTimeField()
+    data = serializers.JSONField()
+    created_at = serializers.DateTimeField()

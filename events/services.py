@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.db import connection, models
+from django.utils import timezone
+
+from events.models import Event, LogMessage, new_uid
+from logsvc.models import User
+
+EVENT_COPY_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "created")
+
+
+def ingest_log_messages(*, owner: User, items: list[dict[str, Any]]) -> list[LogMessage]:
+    """Store checked messages (see validation.clean_log_message); the caller holds the transaction."""
+    if len(items) == 1:
+        return [LogMessage.objects.create(owner=owner, **items[0])]
+    return LogMessage.objects.bulk_create([LogMessage(owner=owner, **item) for item in items])
+
+
+def ingest_events(*, owner: User, items: list[dict[str, Any]]) -> None:
+    """Store checked events (see validation.clean_event).
+
+    One event is an ORM insert; a batch is one COPY, several times faster than bulk_create.
+    """
+    now = timezone.now()
+    if len(items) == 1:
+        item = items[0]
+        Event.objects.create(
+            owner=owner,
+            client_id=item["client_id"],
+            name=item["name"],
+            trace_id=item["trace_id"],
+            date=item.get("date") or now,
+            # Value(None) stores a JSON null; a bare None would be SQL NULL
+            data=models.Value(None, output_field=models.JSONField()) if item["data"] is None else item["data"],
+            created=now,
+        )
+        return
+    table = Event._meta.db_table
+    sql = f"COPY {table} ({', '.join(EVENT_COPY_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for item in items:
+            client_id = item["client_id"]
+            copy.write_row(
+                (
+                    owner.pk,
+                    new_uid(),
+                    None if client_id is None else orjson.dumps(client_id).decode(),
+                    item["name"],
+                    item["trace_id"],
+                    item.get("date") or now,
+                    item["data_json"].decode(),
+                    now,
+                )
+            )

@@ -1,0 +1,339 @@
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery
+from django.db import transaction
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events import services
+from events.models import SEARCH_CONFIG, Event, LogMessage
+from events.parsers import LogsterTextXMLParser, LogsterXMLParser
+from events.serializers import (
+    EventInputSerializer,
+    EventListSerializer,
+    LogMessageListSerializer,
+    LogMessageSerializer,
+    MessageIdSerializer,
+    PublicEventSerializer,
+    StoredLogMessageSerializer,
+)
+from events.validation import clean_event, clean_log_message, parse_timestamp
+from logsvc.idempotency import idempotent
+from logsvc.openapi import error_responses
+from logsvc.parsers import JSONParser
+
+
+def iso(value: datetime) -> str:
+    """2021-08-15T23:41:41.507Z, as the seeds write times."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= maximum:
+        raise exceptions.ValidationError({name: [f"Must be a whole number from 0 to {maximum}."]})
+    return value
+
+
+def batch_items(data: Any, noun: str) -> list[Any]:
+    """The posted items: one object, or a JSON array of 1 to BATCH_MAX_ITEMS of them."""
+    if not isinstance(data, list):
+        return [data]
+    if not 1 <= len(data) <= settings.BATCH_MAX_ITEMS:
+        raise exceptions.ValidationError(
+            {"batch": [f"Send from 1 to {settings.BATCH_MAX_ITEMS} {noun} in one array, not {len(data)}."]}
+        )
+    return data
+
+
+# --- Logster ---------------------------------------------------------------------------------------
+
+LOGSTER_ERRORS = error_responses("logster", 400, 401, 403, 411, 413, 415, 429)
+
+
+def log_message_json(message: LogMessage) -> dict[str, Any]:
+    return {
+        "MessageId": str(message.pk),
+        "Message": message.message,
+        "Exception": message.exception,
+        "StackTrace": message.stack_trace,
+        "Severity": message.severity,
+        "Category": message.category,
+        "Application": message.application,
+        "User": message.user,
+        "Created": iso(message.created),
+    }
+
+
+def encode_cursor(message: LogMessage) -> str:
+    return base64.urlsafe_b64encode(f"{message.created.isoformat()}|{message.pk}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        created, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), int(pk)
+    except ValueError:
+        raise exceptions.ValidationError({"cursor": ["Use the Next link of a previous page."]}) from None
+
+
+class LogMessageListView(APIView):
+    """Logster: post log messages (JSON or XML, one or a batch), list and search your own."""
+
+    error_family = "logster"
+    throttle_scope = "logster"
+    required_scopes = {"GET": "logs:read", "POST": "logs:write"}
+    parser_classes = [JSONParser, LogsterXMLParser, LogsterTextXMLParser]
+
+    @extend_schema(
+        operation_id="logster_list",
+        summary="List and search your log messages, newest first",
+        parameters=[
+            OpenApiParameter("severity", int, description="Minimum severity (0-6)."),
+            OpenApiParameter("application", str),
+            OpenApiParameter("category", str),
+            OpenApiParameter("user", str),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Created at or after (ISO 8601)."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
+            OpenApiParameter("q", str, description="Full-text search over Message, Exception and StackTrace."),
+            OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
+            OpenApiParameter("cursor", str, description="From a previous page's Next link."),
+        ],
+        responses={200: LogMessageListSerializer, **LOGSTER_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        messages = LogMessage.objects.owned_by(request.user).defer("search")
+        if "severity" in params:
+            messages = messages.filter(severity__gte=int_param(request, "severity", 0, 6))
+        for field in ("application", "category", "user"):
+            if params.get(field):
+                messages = messages.filter(**{field: params[field]})
+        for name, lookup in (("since", "created__gte"), ("until", "created__lt")):
+            if params.get(name):
+                moment = parse_timestamp(params[name])
+                if moment is None:
+                    raise exceptions.ValidationError({name: ["Use ISO 8601, such as 2026-01-31T12:00:00Z."]})
+                messages = messages.filter(**{lookup: moment})
+        if params.get("q"):
+            messages = messages.filter(search=SearchQuery(params["q"], config=SEARCH_CONFIG, search_type="websearch"))
+        if params.get("cursor"):
+            created, pk = decode_cursor(params["cursor"])
+            messages = messages.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
+        limit = max(1, int_param(request, "limit", 100, 1000))
+        page = list(messages.order_by("-created", "-pk")[: limit + 1])
+        next_url = None
+        if len(page) > limit:
+            page = page[:limit]
+            query = params.copy()
+            query["cursor"] = encode_cursor(page[-1])
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        return Response({"Messages": [log_message_json(m) for m in page], "Next": next_url})
+
+    @extend_schema(
+        operation_id="logster_post",
+        summary="Post a log message (or a JSON array / <ArrayOfLogMessage> of up to 1000)",
+        request={
+            "application/json": LogMessageSerializer,
+            "application/xml": LogMessageSerializer,
+        },
+        responses={200: MessageIdSerializer, **LOGSTER_ERRORS},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        items = batch_items(request.data, "messages")
+        batch = isinstance(request.data, list)
+        cleaned = []
+        errors: dict[str, list[str]] = {}
+        for index, item in enumerate(items):
+            values, item_errors = clean_log_message(item, f"message[{index}]" if batch else "message")
+            cleaned.append(values)
+            errors.update(item_errors)
+        if errors:
+            raise exceptions.ValidationError(errors)
+        with transaction.atomic():
+            messages = services.ingest_log_messages(owner=request.user, items=cleaned)
+        ids = [{"MessageId": str(message.pk)} for message in messages]
+        return Response(ids if batch else ids[0])
+
+
+class LogMessageDetailView(APIView):
+    error_family = "logster"
+    throttle_scope = "logster"
+    required_scopes = {"GET": "logs:read"}
+
+    @extend_schema(
+        operation_id="logster_read",
+        summary="Read one of your log messages",
+        responses={200: StoredLogMessageSerializer, **error_responses("logster", 401, 403, 404, 429)},
+    )
+    def get(self, request: Request, message_id: int) -> Response:
+        message = get_object_or_404(LogMessage.objects.owned_by(request.user).defer("search"), pk=message_id)
+        return Response(log_message_json(message))
+
+
+# --- Bytelog ---------------------------------------------------------------------------------------
+
+BYTELOG_ERRORS = error_responses("bytelog", 400, 401, 403, 429)
+
+
+def event_url_prefix(request: Request) -> str:
+    return f"{settings.SITE_URL or request.build_absolute_uri('/')[:-1]}/api/events/"
+
+
+def events_json(request: Request, events: Any) -> list[dict[str, Any]]:
+    prefix = event_url_prefix(request)
+    return [
+        {
+            "id": event["client_id"],
+            "name": event["name"],
+            "trace_id": event["trace_id"],
+            "date": iso(event["date"]),
+            "data": event["data"],
+            "url": f"{prefix}{event['uid']}.json",
+        }
+        for event in events.values("uid", "client_id", "name", "trace_id", "date", "data")
+    ]
+
+
+def date_filters(request: Request) -> dict[str, datetime]:
+    """`start` and `end` as days (YYYY-MM-DD, both included whole) or exact ISO 8601 times."""
+    filters = {}
+    for name in ("start", "end"):
+        raw = request.query_params.get(name, "").strip()
+        if not raw:
+            continue
+        moment = parse_timestamp(raw)
+        if moment is None:
+            raise exceptions.ValidationError({name: ["Use a date as YYYY-MM-DD (or an ISO 8601 time)."]})
+        if name == "start":
+            filters["date__gte"] = moment
+        elif len(raw) == len("2021-08-15"):
+            filters["date__lt"] = moment + timedelta(days=1)  # end=2021-08-15 includes all of that day
+        else:
+            filters["date__lte"] = moment
+    return filters
+
+
+class EventListView(APIView):
+    """Bytelog: register events (one, or a JSON array of up to 1000) and list yours by date."""
+
+    error_family = "bytelog"
+    throttle_scope = "bytelog"
+    required_scopes = {"GET": "events:read", "POST": "events:write"}
+
+    @extend_schema(
+        operation_id="bytelog_list",
+        summary="List your events in time order",
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.DATE, description="Events on or after this day (YYYY-MM-DD)."),
+            OpenApiParameter("end", OpenApiTypes.DATE, description="Events on or before this day (YYYY-MM-DD)."),
+            OpenApiParameter("name", str, description="Only events with this name."),
+            OpenApiParameter("limit", int, description="Page size, 0-1000 (default 100)."),
+            OpenApiParameter("offset", int, description="Events to skip."),
+        ],
+        responses={200: EventListSerializer, **BYTELOG_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        events = Event.objects.owned_by(request.user).filter(**date_filters(request))
+        if name := request.query_params.get("name"):
+            events = events.filter(name=name)
+        limit = int_param(request, "limit", 100, 1000)
+        offset = int_param(request, "offset", 0, 10**9)
+        page = events.order_by("date", "id")[offset : offset + limit]
+        return Response({"count": events.count(), "events": events_json(request, page)})
+
+    @extend_schema(
+        operation_id="bytelog_post",
+        summary="Register an event (or a JSON array of up to 1000)",
+        request=EventInputSerializer,
+        responses={201: OpenApiResponse(description="Stored; the body is empty."), **BYTELOG_ERRORS},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        items = batch_items(request.data, "events")
+        batch = isinstance(request.data, list)
+        cleaned = []
+        errors: dict[str, Any] = {}
+        for index, item in enumerate(items):
+            values, item_errors = clean_event(item)
+            cleaned.append(values)
+            if item_errors:
+                errors[str(index)] = item_errors
+        if errors:
+            raise exceptions.ValidationError(errors if batch else errors["0"])
+        with transaction.atomic():
+            services.ingest_events(owner=request.user, items=cleaned)
+        return Response(status=status.HTTP_201_CREATED)
+
+
+class EventTraceView(APIView):
+    error_family = "bytelog"
+    throttle_scope = "bytelog"
+    required_scopes = {"GET": "events:read"}
+
+    @extend_schema(
+        operation_id="bytelog_trace",
+        summary="Follow a trace: its events in time order",
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size, 0-1000 (default 1000)."),
+            OpenApiParameter("offset", int, description="Events to skip."),
+        ],
+        responses={200: EventListSerializer, **BYTELOG_ERRORS},
+    )
+    def get(self, request: Request, trace_id: str) -> Response:
+        events = Event.objects.owned_by(request.user).filter(trace_id=trace_id)
+        limit = int_param(request, "limit", 1000, 1000)
+        offset = int_param(request, "offset", 0, 10**9)
+        page = events.order_by("date", "id")[offset : offset + limit]
+        return Response({"count": events.count(), "events": events_json(request, page)})
+
+
+# --- Loggator --------------------------------------------------------------------------------------
+
+
+class PublicEventView(APIView):
+    """Loggator: anyone holding an event's id may read it (the id is the capability); JSON-P and CORS apply."""
+
+    error_family = "loggator"
+    public = True
+    authentication_classes: list[Any] = []
+    throttle_classes: list[Any] = []  # its seed: "Currently there is no rate limiting."
+
+    @extend_schema(
+        operation_id="loggator_event",
+        summary="Read a shared event by its public id",
+        auth=[],
+        parameters=[OpenApiParameter("callback", str, description="JSON-P: wrap the answer as /**/callback(...)")],
+        responses={200: PublicEventSerializer, **error_responses("loggator", 400, 404)},
+    )
+    def get(self, request: Request, uid: str) -> Response:
+        event = get_object_or_404(Event, uid=uid)
+        return Response(
+            {
+                "id": event.uid,
+                "url": f"{event_url_prefix(request)}{event.uid}.json",
+                "name": event.name,
+                "trace_id": event.trace_id,
+                "date": iso(event.date),
+                "data": event.data,
+                "created_at": iso(event.created),
+            }
+        )

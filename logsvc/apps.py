@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LogsvcConfig(AppConfig):
+    name = "logsvc"
+    verbose_name = "logsvc"

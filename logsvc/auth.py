@@ -1,0 +1,77 @@
+"""API key authentication (`ApiKey:`, `Authorization: Bearer`, HTTP Basic with an empty username) and scopes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+
+from logsvc.models import ApiKey, User
+
+
+def raw_key_from_request(request: Request) -> str | None:
+    """The key the request carries, or None; a malformed Authorization header is a 401."""
+    if key := request.META.get("HTTP_APIKEY"):
+        return key.strip()
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme == "bearer" and value:
+        return value
+    if scheme == "basic":
+        try:
+            username, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise exceptions.AuthenticationFailed("Invalid Basic authorization header.") from None
+        if username:
+            raise exceptions.AuthenticationFailed("Send the API key as the password, with an empty username.")
+        return password or None
+    return None  # another scheme (e.g. an OAuth token) is for another authenticator
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[User, ApiKey] | None:
+        raw = raw_key_from_request(request)
+        if raw is None:
+            return None
+        key = ApiKey.objects.for_key(raw)
+        if key is None or not key.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
+        key.touch()
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        # Any value here makes DRF answer 401 (not 403) to a request without credentials.
+        return 'Bearer realm="api"'
+
+
+class HasScope(permissions.BasePermission):
+    """The view's `required_scopes` maps a method to the scope an API key needs for it.
+
+    A method the mapping doesn't name needs no scope (HEAD and OPTIONS follow GET).
+    """
+
+    message = "This API key does not have the scope this request needs."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(view, "public", False):
+            return True
+        if not (request.user and request.user.is_authenticated):
+            raise exceptions.NotAuthenticated()
+        scopes: dict[str, str] = getattr(view, "required_scopes", {})
+        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+        needed = scopes.get(method or "")
+        if needed is None:
+            return True
+        if not isinstance(request.auth, ApiKey):
+            return False
+        if needed not in request.auth.scopes:
+            self.message = f"This API key lacks the {needed!r} scope this request needs."
+            return False
+        return True

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from logsvc.models import SCOPES, ApiKey, User
+
+
+class Command(BaseCommand):
+    help = "Create the demo user and a fresh API key with every scope, and print how to use it."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user, created = User.objects.get_or_create(username="demo", defaults={"first_name": "Demo"})
+        if created:
+            user.set_password("demo")
+            user.is_staff = user.is_superuser = True
+            user.save()
+        ApiKey.objects.filter(user=user, name="demo", revoked__isnull=True).delete()
+        _, raw = ApiKey.create(user=user, name="demo", scopes=[name for name, _ in SCOPES])
+        base = "http://127.0.0.1:8000"
+        self.stdout.write(
+            f"\nDemo user: demo / demo (admin at {base}/admin/)\n"
+            f"API key (all scopes): {raw}\n\n"
+            "Try it:\n"
+            f"  curl -s {base}/api/Log -H 'ApiKey: {raw}' -H 'Content-Type: application/json' \\\n"
+            """    -d '{"Message": "Hello from logsvc", "Severity": 2}'\n"""
+            f"  curl -s -X POST {base}/api/v1/events -H 'Authorization: Bearer {raw}' \\\n"
+            """    -H 'Content-Type: application/json' -d '{"name": "click", "trace_id": "t1", "data": {}}'\n"""
+            f"  curl -s '{base}/api/v1/events' -H 'Authorization: Bearer {raw}'\n"
+            f"API reference: {base}/api.html\n"
+        )

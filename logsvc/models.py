@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+SCOPES = [
+    ("logs:write", "Post Logster log messages"),
+    ("logs:read", "Read and search Logster log messages"),
+    ("events:write", "Post Bytelog events"),
+    ("events:read", "Read Bytelog events"),
+]
+KEY_PREFIX_LENGTH = 8
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class User(AbstractUser):
+    bio = models.TextField(blank=True)
+    url = models.URLField(blank=True)
+    location = models.CharField(max_length=100, blank=True)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+
+
+def hash_key(raw: str) -> str:
+    # A plain SHA-256 suffices: keys are 190 random bits, not guessable passwords.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def for_key(self, raw: str) -> ApiKey | None:
+        """The usable (not revoked, not expired) key matching raw, with its user, or None."""
+        if not raw.startswith("lsk_") or len(raw) < 4 + KEY_PREFIX_LENGTH + 8:
+            return None
+        prefix = raw[4 : 4 + KEY_PREFIX_LENGTH]
+        digest = hash_key(raw)
+        for key in self.select_related("user").filter(prefix=prefix):
+            if hmac.compare_digest(key.hashed_key, digest) and key.is_usable():
+                return key
+        return None
+
+
+class ApiKey(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=KEY_PREFIX_LENGTH, unique=True, editable=False)
+    hashed_key = models.CharField(max_length=64, editable=False)
+    scopes = ArrayField(models.CharField(max_length=32, choices=SCOPES), default=list)
+    created = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def create(cls, *, user: User, name: str, scopes: list[str], **fields: Any) -> tuple[ApiKey, str]:
+        """Create a key; returns it and the raw secret, which is never stored and shown only now."""
+        key = cls(user=user, name=name, scopes=scopes, **fields)
+        raw = key.set_secret()
+        key.save()
+        return key, raw
+
+    def set_secret(self) -> str:
+        while True:
+            prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+            if not ApiKey.objects.filter(prefix=prefix).exists():
+                break
+        raw = f"lsk_{prefix}{secrets.token_urlsafe(24)}"
+        self.prefix = prefix
+        self.hashed_key = hash_key(raw)
+        return raw
+
+    def is_usable(self) -> bool:
+        now = timezone.now()
+        return self.revoked is None and (self.expires is None or self.expires > now)
+
+    def touch(self) -> None:
+        """Record use, at most once a minute: a write per request would cost more than the request."""
+        now = timezone.now()
+        if self.last_used is None or now - self.last_used >= LAST_USED_RESOLUTION:
+            # update() only: a full save could clobber a concurrent revocation
+            ApiKey.objects.filter(pk=self.pk).update(last_used=now)
+            self.last_used = now
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to an ingestion POST sent with an Idempotency-Key, replayed to retries."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    path = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the request body
+    status = models.PositiveSmallIntegerField()
+    body = models.BinaryField()
+    content_type = models.CharField(max_length=100)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def is_expired(self) -> bool:
+        return timezone.now() - self.created > timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+
+
+class RateLimitCounter(models.Model):
+    """One fixed window of one rate-limit bucket, when there is no Redis (see logsvc.ratelimit)."""
+
+    key = models.CharField(max_length=200)
+    window_start = models.BigIntegerField()
+    count = models.PositiveIntegerField(default=0)
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="ratelimit_key_window")]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.window_start}: {self.count}"

@@ -1,0 +1,48 @@
+"""OpenAPI descriptions of each family's error envelope, for drf-spectacular's `responses=`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+_ENVELOPES: dict[str, Any] = {
+    "logster": inline_serializer(
+        "LogsterError",
+        {
+            "Message": serializers.CharField(help_text='e.g. "The request is invalid."'),
+            "ModelState": serializers.DictField(
+                child=serializers.ListField(child=serializers.CharField()),
+                required=False,
+                help_text='Field errors keyed "message.<Field>", e.g. "The Message field is required."',
+            ),
+        },
+    ),
+    "bytelog": inline_serializer(
+        "BytelogError",
+        {
+            "error": serializers.CharField(help_text='"validation error" for a bad request'),
+            "details": serializers.JSONField(required=False, help_text="What was wrong, by field (and index)."),
+        },
+    ),
+    "loggator": inline_serializer(
+        "LoggatorError",
+        {"message": serializers.CharField(help_text='e.g. "Not Found"')},
+    ),
+}
+
+_WHY = {
+    400: "Invalid request: the body names what is wrong.",
+    401: "Missing, wrong, revoked or expired API key.",
+    403: "The API key lacks the scope this request needs.",
+    404: "No such object (or it belongs to someone else).",
+    411: "A body was sent without Content-Length.",
+    413: "The body is larger than allowed (before or after gzip).",
+    415: "Unsupported Content-Type or Content-Encoding.",
+    429: "Rate limited: wait Retry-After seconds.",
+}
+
+
+def error_responses(family: str, *statuses: int) -> dict[int, OpenApiResponse]:
+    return {status: OpenApiResponse(_ENVELOPES[family], description=_WHY[status]) for status in statuses}

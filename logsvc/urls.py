@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from logsvc import views
+
+urlpatterns = [
+    path("", include("events.urls")),
+    path("api.json", SpectacularAPIView.as_view(), name="schema"),
+    path("api.html", SpectacularRedocView.as_view(url_name="schema"), name="api-reference"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
