@@ -5,10 +5,12 @@ from events import views
 
 urlpatterns = [
     # Logster
-    re_path(r"^api/Log/?$", views.LogMessageListView.as_view(), name="logster-messages"),
+    path("api/Log", views.LogMessageListView.as_view(), name="logster-messages"),
+    path("api/Log/", views.LogMessageListView.as_view()),
     path("api/Log/<int:message_id>", views.LogMessageDetailView.as_view(), name="logster-message"),
     # Bytelog
-    re_path(r"^api/v1/events/?$", views.EventListView.as_view(), name="bytelog-events"),
+    path("api/v1/events", views.EventListView.as_view(), name="bytelog-events"),
+    path("api/v1/events/", views.EventListView.as_view()),
     path("api/v1/events/trace/<str:trace_id>", views.EventTraceView.as_view(), name="bytelog-trace"),
     # Loggator
     re_path(r"^api/events/(?P<uid>[\w-]{16})\.json$", views.PublicEventView.as_view(), name="loggator-event"),

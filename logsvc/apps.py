@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class LogsvcConfig(AppConfig):
     name = "logsvc"
     verbose_name = "logsvc"
+
+    def ready(self) -> None:
+        from logsvc import openapi  # noqa: F401  registers the API key scheme with drf-spectacular

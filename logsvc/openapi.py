@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -46,3 +47,26 @@ _WHY = {
 
 def error_responses(family: str, *statuses: int) -> dict[int, OpenApiResponse]:
     return {status: OpenApiResponse(_ENVELOPES[family], description=_WHY[status]) for status in statuses}
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The three ways to send an API key; any one of them will do."""
+
+    target_class = "logsvc.auth.ApiKeyAuthentication"
+    name = ["ApiKeyHeader", "BearerKey", "BasicKey"]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        return [
+            {"type": "apiKey", "in": "header", "name": "ApiKey", "description": "Logster style"},
+            {"type": "http", "scheme": "bearer", "description": "Bytelog style: Authorization: Bearer <key>"},
+            {"type": "http", "scheme": "basic", "description": "The key as the password, with an empty username"},
+        ]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{name: []} for name in self.name]
+
+
+def drop_slash_aliases(endpoints: list[Any], **kwargs: Any) -> list[Any]:
+    """`/api/v1/events/` answers like `/api/v1/events`; document the seed's spelling only."""
+    paths = {endpoint[0] for endpoint in endpoints}
+    return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0][:-1] in paths)]

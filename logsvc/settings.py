@@ -169,6 +169,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["logsvc.openapi.drop_slash_aliases"],
+    "TAGS": [
+        {"name": "Logster", "description": "Application log messages, posted as JSON or XML (`ApiKey` header)."},
+        {"name": "Bytelog", "description": "Business events with traces (`Authorization: Bearer`)."},
+        {"name": "Loggator", "description": "Public reads of one event by its id; JSON-P and CORS."},
+    ],
 }
 
 # CORS: the public APIs answer any origin, never with credentials.

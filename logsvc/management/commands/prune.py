@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from logsvc.models import IdempotencyRecord, RateLimitCounter
+
+
+class Command(BaseCommand):
+    help = "Delete expired idempotency records and rate-limit windows. Run it from cron, e.g. hourly."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+        records, _ = IdempotencyRecord.objects.filter(created__lt=cutoff).delete()
+        windows, _ = RateLimitCounter.objects.filter(expires__lt=now).delete()
+        self.stdout.write(f"Deleted {records} expired idempotency records and {windows} rate-limit windows.")
