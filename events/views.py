@@ -104,6 +104,7 @@ class LogMessageListView(APIView):
 
     @extend_schema(
         operation_id="logster_list",
+        tags=["Logster"],
         summary="List and search your log messages, newest first",
         parameters=[
             OpenApiParameter("severity", int, description="Minimum severity (0-6)."),
@@ -149,6 +150,7 @@ class LogMessageListView(APIView):
 
     @extend_schema(
         operation_id="logster_post",
+        tags=["Logster"],
         summary="Post a log message (or a JSON array / <ArrayOfLogMessage> of up to 1000)",
         request={
             "application/json": LogMessageSerializer,
@@ -181,6 +183,7 @@ class LogMessageDetailView(APIView):
 
     @extend_schema(
         operation_id="logster_read",
+        tags=["Logster"],
         summary="Read one of your log messages",
         responses={200: StoredLogMessageSerializer, **error_responses("logster", 401, 403, 404, 429)},
     )
@@ -241,6 +244,7 @@ class EventListView(APIView):
 
     @extend_schema(
         operation_id="bytelog_list",
+        tags=["Bytelog"],
         summary="List your events in time order",
         parameters=[
             OpenApiParameter("start", OpenApiTypes.DATE, description="Events on or after this day (YYYY-MM-DD)."),
@@ -262,6 +266,7 @@ class EventListView(APIView):
 
     @extend_schema(
         operation_id="bytelog_post",
+        tags=["Bytelog"],
         summary="Register an event (or a JSON array of up to 1000)",
         request=EventInputSerializer,
         responses={201: OpenApiResponse(description="Stored; the body is empty."), **BYTELOG_ERRORS},
@@ -291,6 +296,7 @@ class EventTraceView(APIView):
 
     @extend_schema(
         operation_id="bytelog_trace",
+        tags=["Bytelog"],
         summary="Follow a trace: its events in time order",
         parameters=[
             OpenApiParameter("limit", int, description="Page size, 0-1000 (default 1000)."),
@@ -319,6 +325,7 @@ class PublicEventView(APIView):
 
     @extend_schema(
         operation_id="loggator_event",
+        tags=["Loggator"],
         summary="Read a shared event by its public id",
         auth=[],
         parameters=[OpenApiParameter("callback", str, description="JSON-P: wrap the answer as /**/callback(...)")],
