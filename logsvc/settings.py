@@ -152,7 +152,8 @@ MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "var" / "media"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["logsvc.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["logsvc.auth.HasScope"],
-    "DEFAULT_RENDERER_CLASSES": ["logsvc.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    # API-key families answer JSON only; littlelogs adds the browsable API for its session users.
+    "DEFAULT_RENDERER_CLASSES": ["logsvc.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["logsvc.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["logsvc.ratelimit.ScopedKeyThrottle"],
     "EXCEPTION_HANDLER": "logsvc.exceptions.exception_handler",
