@@ -11,7 +11,7 @@ urlpatterns = [
     # Bytelog
     path("api/v1/events", views.EventListView.as_view(), name="bytelog-events"),
     path("api/v1/events/", views.EventListView.as_view()),
-    path("api/v1/events/trace/<str:trace_id>", views.EventTraceView.as_view(), name="bytelog-trace"),
+    path("api/v1/events/trace/<path:trace_id>", views.EventTraceView.as_view(), name="bytelog-trace"),
     # Loggator
     re_path(r"^api/events/(?P<uid>[\w-]{16})\.json$", views.PublicEventView.as_view(), name="loggator-event"),
     re_path(

@@ -6,6 +6,7 @@ Written out rather than as DRF serializers: Logster needs ASP.NET's exact ModelS
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,18 @@ EVENT_DATA_MAX_BYTES = 262_144
 
 Errors = dict[str, list[str]]
 
+# PostgreSQL text and jsonb can't hold U+0000: refused here, as a 400, rather than failing the INSERT (a 500).
+NUL = "\x00"
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # a \u0000 escape, not an escaped backslash before u0000
+
+
+def has_nul(value: str) -> bool:
+    return NUL in value
+
+
+def json_has_nul(data_json: bytes) -> bool:
+    return b"\\u0000" in data_json and JSON_NUL.search(data_json) is not None
+
 
 def _logster_text(value: Any, field: str, max_length: int) -> tuple[str, str | None]:
     if value is None:
@@ -37,6 +50,8 @@ def _logster_text(value: Any, field: str, max_length: int) -> tuple[str, str | N
     text = value if isinstance(value, str) else str(value)  # Json.NET reads 42 into a string field as "42"
     if len(text) > max_length:
         return "", f"The field {field} must be a string with a maximum length of {max_length}."
+    if has_nul(text):
+        return "", f"The field {field} must not contain a NUL (U+0000) character."
     return text, None
 
 
@@ -83,9 +98,10 @@ def parse_timestamp(value: str) -> datetime | None:
     """ISO 8601, or the seed's `2021-07-04 13:34:56`; a time without a zone is UTC. None if unreadable."""
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # In UTC, as stored: a time whose UTC falls outside years 1-9999 would be stored but never read back.
+        return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def clean_event(item: Any) -> tuple[dict[str, Any], Errors]:
@@ -102,6 +118,8 @@ def clean_event(item: Any) -> tuple[dict[str, Any], Errors]:
         or (isinstance(client_id, str) and len(client_id) > CLIENT_ID_MAX)
     ):
         errors["id"] = [f"Must be an integer or a string of at most {CLIENT_ID_MAX} characters."]
+    elif isinstance(client_id, str) and has_nul(client_id):
+        errors["id"] = ["Must not contain a NUL (U+0000) character."]
     values["client_id"] = client_id
 
     name = item.get("name")
@@ -109,6 +127,8 @@ def clean_event(item: Any) -> tuple[dict[str, Any], Errors]:
         errors["name"] = ["This field is required."]
     elif not isinstance(name, str) or len(name) > EVENT_NAME_MAX:
         errors["name"] = [f"Must be a string of at most {EVENT_NAME_MAX} characters."]
+    elif has_nul(name):
+        errors["name"] = ["Must not contain a NUL (U+0000) character."]
     values["name"] = name
 
     trace_id = item.get("trace_id")
@@ -118,6 +138,8 @@ def clean_event(item: Any) -> tuple[dict[str, Any], Errors]:
         trace_id = str(trace_id)
     if not isinstance(trace_id, str) or len(trace_id) > TRACE_ID_MAX:
         errors["trace_id"] = [f"Must be a string of at most {TRACE_ID_MAX} characters."]
+    elif has_nul(trace_id):
+        errors["trace_id"] = ["Must not contain a NUL (U+0000) character."]
     values["trace_id"] = trace_id
 
     date = item.get("date")
@@ -131,4 +153,6 @@ def clean_event(item: Any) -> tuple[dict[str, Any], Errors]:
     values["data_json"] = orjson.dumps(values["data"])
     if len(values["data_json"]) > EVENT_DATA_MAX_BYTES:
         errors["data"] = [f"Must be at most {EVENT_DATA_MAX_BYTES} bytes of JSON."]
+    elif json_has_nul(values["data_json"]):
+        errors["data"] = ["Must not contain a NUL (U+0000) character: PostgreSQL's jsonb can't store it."]
     return values, errors

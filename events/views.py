@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -228,8 +228,9 @@ def date_filters(request: Request) -> dict[str, datetime]:
             raise exceptions.ValidationError({name: ["Use a date as YYYY-MM-DD (or an ISO 8601 time)."]})
         if name == "start":
             filters["date__gte"] = moment
-        elif len(raw) == len("2021-08-15"):
-            filters["date__lt"] = moment + timedelta(days=1)  # end=2021-08-15 includes all of that day
+        elif "T" not in raw.upper() and " " not in raw:  # a day (2021-08-15, 20210815), not a time
+            if moment.date() < date.max:  # end=9999-12-31 has no day after it: no upper bound
+                filters["date__lt"] = moment + timedelta(days=1)  # end=2021-08-15 includes all of that day
         else:
             filters["date__lte"] = moment
     return filters
