@@ -11,6 +11,19 @@ from django.utils import timezone
 from logsvc.models import User
 
 SEARCH_CONFIG = "english"
+# PostgreSQL's parser reads `Garage.Frobnicator.Spin` or `C:\\src\\Shop.cs` as one word; searching for a
+# part of a .NET or Java name must find it, so dots and slashes count as spaces (in queries too).
+SEARCH_SEPARATORS = "./\\"
+
+
+def searchable(field: str) -> models.Func:
+    return models.Func(
+        models.F(field),
+        models.Value(SEARCH_SEPARATORS),
+        models.Value(" " * len(SEARCH_SEPARATORS)),
+        function="translate",
+        output_field=models.TextField(),
+    )
 
 
 class LogMessageQuerySet(models.QuerySet["LogMessage"]):
@@ -31,7 +44,9 @@ class LogMessage(models.Model):
     user = models.CharField(max_length=256, blank=True)
     created = models.DateTimeField(default=timezone.now)
     search = models.GeneratedField(
-        expression=SearchVector("message", "exception", "stack_trace", config=SEARCH_CONFIG),
+        expression=SearchVector(
+            searchable("message"), searchable("exception"), searchable("stack_trace"), config=SEARCH_CONFIG
+        ),
         output_field=SearchVectorField(),
         db_persist=True,
     )

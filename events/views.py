@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import services
-from events.models import SEARCH_CONFIG, Event, LogMessage
+from events.models import SEARCH_CONFIG, SEARCH_SEPARATORS, Event, LogMessage
 from events.parsers import LogsterTextXMLParser, LogsterXMLParser
 from events.serializers import (
     EventInputSerializer,
@@ -32,6 +32,8 @@ from events.validation import clean_event, clean_log_message, parse_timestamp
 from logsvc.idempotency import idempotent
 from logsvc.openapi import error_responses
 from logsvc.parsers import JSONParser
+
+SEARCH_SPACES = str.maketrans(SEARCH_SEPARATORS, " " * len(SEARCH_SEPARATORS))
 
 
 def iso(value: datetime) -> str:
@@ -134,7 +136,8 @@ class LogMessageListView(APIView):
                     raise exceptions.ValidationError({name: ["Use ISO 8601, such as 2026-01-31T12:00:00Z."]})
                 messages = messages.filter(**{lookup: moment})
         if params.get("q"):
-            messages = messages.filter(search=SearchQuery(params["q"], config=SEARCH_CONFIG, search_type="websearch"))
+            words = params["q"].translate(SEARCH_SPACES)
+            messages = messages.filter(search=SearchQuery(words, config=SEARCH_CONFIG, search_type="websearch"))
         if params.get("cursor"):
             created, pk = decode_cursor(params["cursor"])
             messages = messages.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))

@@ -161,14 +161,12 @@ def test_it_searches_message_exception_and_stack_trace(api_client, alice, charli
     assert ids(api_client.get(URL, {"q": "nowhere"})) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: PostgreSQL's parser keeps Garage.Frobnicator.Spin as one token; "
-    "the search column needs dots split (a migration)",
-)
 def test_it_finds_a_part_of_a_dotted_name_in_a_stack_trace(api_client, alice):
-    in_trace = add(alice, stack_trace="   at Garage.Frobnicator.Spin() in Garage.cs:line 7\r\n")
+    in_trace = add(alice, stack_trace="   at Garage.Frobnicator.Spin() in C:\\src\\Garage.cs:line 7\r\n")
+    door = add(alice, stack_trace="   at Garage.Door.Open() in C:\\src\\Door.cs:line 9\r\n")
     assert ids(api_client.get(URL, {"q": "Frobnicator"})) == [in_trace.pk]
+    assert ids(api_client.get(URL, {"q": "Garage.Frobnicator"})) == [in_trace.pk]
+    assert ids(api_client.get(URL, {"q": "Door.cs"})) == [door.pk]
 
 
 def test_it_survives_search_syntax_it_cannot_read(api_client, alice):
