@@ -44,7 +44,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Behind a TLS-terminating proxy: build https links when it says so.
-if env_bool("BEHIND_PROXY"):
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 SITE_URL = os.getenv("SITE_URL", "")  # e.g. https://logs.example.com; else taken from the request
@@ -159,6 +160,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "logsvc.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per-IP limits trust X-Forwarded-For only as far as our own proxies put it there.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 1) if BEHIND_PROXY else None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -200,9 +203,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = BODY_MAX_DECOMPRESSED_BYTES
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
 
 # Rate limits as "requests/seconds", per API key (per IP when anonymous). A scope set to "" is unlimited.
+def env_rate(name: str, default: str) -> str:
+    """A rate limit as "requests/seconds" (e.g. 60/120), or "" for none; a typo stops the start."""
+    value = os.getenv(name, default).strip()
+    count, _, seconds = value.partition("/")
+    if value and not (count.isdigit() and seconds.isdigit() and int(seconds) > 0):
+        raise ImproperlyConfigured(f"{name} must look like 60/120 (requests/seconds), or be empty; not {value!r}")
+    return value
+
+
 RATE_LIMITS = {
-    "logster": os.getenv("RATE_LIMIT_LOGSTER", "6000/60"),
-    "bytelog": os.getenv("RATE_LIMIT_BYTELOG", "6000/60"),
+    "logster": env_rate("RATE_LIMIT_LOGSTER", "6000/60"),
+    "bytelog": env_rate("RATE_LIMIT_BYTELOG", "6000/60"),
     "loggator": "",  # its seed: "Currently there is no rate limiting."
 }
 
@@ -220,6 +232,9 @@ API_FAMILIES = [
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+# Usually the TLS proxy's job; set them when Django itself should insist on HTTPS.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 
 LOGGING = {
     "version": 1,
