@@ -16,6 +16,16 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _static_files_without_manifest(settings):
+    # Pages that link static files (admin, /api.html) need collectstatic's manifest under DEBUG=False;
+    # tests serve the files by their plain names instead.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def _counters_in_postgres(settings):
     # Rate-limit tests that want Redis say so; the rest never depend on a Redis being there.
     settings.REDIS_URL = ""

@@ -198,6 +198,7 @@ class LogMessageDetailView(APIView):
 # --- Bytelog ---------------------------------------------------------------------------------------
 
 BYTELOG_ERRORS = error_responses("bytelog", 400, 401, 403, 429)
+BYTELOG_POST_ERRORS = error_responses("bytelog", 400, 401, 403, 411, 413, 415, 429)
 
 
 def event_url_prefix(request: Request) -> str:
@@ -273,7 +274,7 @@ class EventListView(APIView):
         tags=["Bytelog"],
         summary="Register an event (or a JSON array of up to 1000)",
         request=EventInputSerializer,
-        responses={201: OpenApiResponse(description="Stored; the body is empty."), **BYTELOG_ERRORS},
+        responses={201: OpenApiResponse(description="Stored; the body is empty."), **BYTELOG_POST_ERRORS},
     )
     @idempotent
     def post(self, request: Request) -> Response:

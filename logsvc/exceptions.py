@@ -60,9 +60,19 @@ def error_body(family: str | None, status: int, message: str = "", details: Any 
     return details if details else {"detail": message}
 
 
-def error_response(path: str, status: int, message: str = "", details: Any = None) -> JsonResponse:
-    """An error answered outside a DRF view (middleware, 404 and 500 handlers)."""
-    body = error_body(family_for_path(path), status, message, details)
+def error_response(
+    path: str, status: int, message: str = "", details: Any = None, field: str | None = None
+) -> JsonResponse:
+    """An error answered outside a DRF view (middleware, 404 and 500 handlers).
+
+    Where the family's fixed text for the status replaces message, the message still says why, under
+    field (default: the body's own key, as for a body that could not be parsed).
+    """
+    family = family_for_path(path)
+    fixed = FIXED_MESSAGES.get(family or "", {}).get(status)
+    if details is None and message and fixed and fixed != message:
+        details = {field or ("message" if family == "logster" else "body"): [message]}
+    body = error_body(family, status, message, details)
     response = JsonResponse(body, status=status, safe=False, json_dumps_params={"separators": (",", ":")})
     response["Content-Length"] = str(len(response.content))
     return response

@@ -80,7 +80,7 @@ class RequestBodyMiddleware:
         try:
             length = int(meta["CONTENT_LENGTH"])
         except ValueError:
-            return error_response(path, 400, "The Content-Length header is not a number.")
+            return error_response(path, 400, "The Content-Length header is not a number.", field="Content-Length")
         if length > settings.BODY_MAX_BYTES:
             return error_response(
                 path,
@@ -131,7 +131,10 @@ class JsonpMiddleware:
             return self.get_response(request)
         if not CALLBACK_RE.fullmatch(callback):
             return error_response(
-                request.path, 400, "The callback parameter must be a JavaScript function name, such as handleEvent."
+                request.path,
+                400,
+                "The callback parameter must be a JavaScript function name, such as handleEvent.",
+                field="callback",
             )
         for header in ("HTTP_COOKIE", "HTTP_AUTHORIZATION", "HTTP_APIKEY"):
             request.META.pop(header, None)
@@ -143,6 +146,7 @@ class JsonpMiddleware:
         payload = response.content.replace("\u2028".encode(), b"\\u2028").replace("\u2029".encode(), b"\\u2029")
         response.content = b"/**/" + callback.encode() + b"(" + payload + b");"
         response["Content-Type"] = "application/javascript; charset=utf-8"
+        response["Content-Length"] = str(len(response.content))  # else a server cuts the body short
         response["X-Content-Type-Options"] = "nosniff"
         return response
 

@@ -202,6 +202,7 @@ BODY_MAX_DECOMPRESSED_BYTES = env_int("BODY_MAX_DECOMPRESSED_BYTES", 20 * 1024 *
 DATA_UPLOAD_MAX_MEMORY_SIZE = BODY_MAX_DECOMPRESSED_BYTES
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
 
+
 # Rate limits as "requests/seconds", per API key (per IP when anonymous). A scope set to "" is unlimited.
 def env_rate(name: str, default: str) -> str:
     """A rate limit as "requests/seconds" (e.g. 60/120), or "" for none; a typo stops the start."""
