@@ -34,7 +34,10 @@ class LogMessageQuerySet(models.QuerySet["LogMessage"]):
 class LogMessage(models.Model):
     """A Logster application log message."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="log_messages")
+    # db_index=False: the (owner, created) index below serves every lookup by owner
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="log_messages", db_index=False
+    )
     message = models.TextField()
     exception = models.TextField(blank=True)
     stack_trace = models.TextField(blank=True)
@@ -76,8 +79,10 @@ class EventQuerySet(models.QuerySet["Event"]):
 class Event(models.Model):
     """A Bytelog business event, readable by anyone holding its uid through Loggator."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="events")
-    uid = models.CharField(max_length=16, unique=True, default=new_uid, editable=False)
+    # Every index costs each insert: the (owner, ...) indexes below serve lookups by owner, and uid's
+    # uniqueness is a plain constraint (unique=True would add a LIKE index no query uses).
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="events", db_index=False)
+    uid = models.CharField(max_length=16, default=new_uid, editable=False)
     client_id = models.JSONField(null=True, blank=True, help_text="The client's own `id`; not unique.")
     name = models.CharField(max_length=200)
     trace_id = models.CharField(max_length=64, blank=True)
@@ -92,6 +97,7 @@ class Event(models.Model):
             models.Index(fields=["owner", "date", "id"], name="event_owner_date"),
             models.Index(fields=["owner", "trace_id", "date"], name="event_owner_trace"),
         ]
+        constraints = [models.UniqueConstraint(fields=["uid"], name="event_uid_unique")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.uid})"

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
-from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -173,8 +172,7 @@ class LogMessageListView(APIView):
             errors.update(item_errors)
         if errors:
             raise exceptions.ValidationError(errors)
-        with transaction.atomic():
-            messages = services.ingest_log_messages(owner=request.user, items=cleaned)
+        messages = services.ingest_log_messages(owner=request.user, items=cleaned)
         ids = [{"MessageId": str(message.pk)} for message in messages]
         return Response(ids if batch else ids[0])
 
@@ -289,8 +287,7 @@ class EventListView(APIView):
                 errors[str(index)] = item_errors
         if errors:
             raise exceptions.ValidationError(errors if batch else errors["0"])
-        with transaction.atomic():
-            services.ingest_events(owner=request.user, items=cleaned)
+        services.ingest_events(owner=request.user, items=cleaned)
         return Response(status=status.HTTP_201_CREATED)
 
 

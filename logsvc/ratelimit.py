@@ -45,11 +45,11 @@ def _redis(url: str) -> Any:
 
 def _count_in_redis(bucket: str, window: int, period: int) -> int:
     key = f"ratelimit:{bucket}:{window}"
-    pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, period + 1)
-    count, _ = pipe.execute()
-    return int(count)
+    client = _redis(settings.REDIS_URL)
+    count = int(client.incr(key))
+    if count == 1:  # the window's first request sets its expiry (one round trip on all the others)
+        client.expire(key, period + 1)
+    return count
 
 
 def _count_in_postgres(bucket: str, window: int, period: int) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks of logsvc (not tests): see bench/README.md."""

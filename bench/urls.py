@@ -1,0 +1,33 @@
+"""logsvc's URLs plus one baseline: the plainest Django view that stores the same row (the framework ceiling)."""
+
+import json
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from events.models import Event
+from logsvc.urls import urlpatterns as logsvc_urlpatterns
+
+
+@csrf_exempt
+def bench_insert(request: HttpRequest) -> HttpResponse:
+    """json.loads plus one ORM insert into the events table: no DRF, no auth, no validation, no rate limit."""
+    body = json.loads(request.body)
+    now = timezone.now()
+    event = Event.objects.create(
+        owner_id=settings.BENCH_OWNER_ID,
+        client_id=body.get("id"),
+        name=body["name"],
+        trace_id=body.get("trace_id") or "",
+        date=datetime.fromisoformat(body["date"]) if body.get("date") else now,
+        data=body.get("data", {}),
+        created=now,
+    )
+    return JsonResponse({"id": event.pk}, status=201)
+
+
+urlpatterns = [path("bench/insert", bench_insert), *logsvc_urlpatterns]
