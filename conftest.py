@@ -26,6 +26,12 @@ def _static_files_without_manifest(settings):
 
 
 @pytest.fixture(autouse=True)
+def _api_keys_checked_every_time(settings):
+    # Tests revoke keys and expect the next request to see it; test_auth.py covers the cache itself.
+    settings.API_KEY_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _counters_in_postgres(settings):
     # Rate-limit tests that want Redis say so; the rest never depend on a Redis being there.
     settings.REDIS_URL = ""

@@ -220,6 +220,8 @@ RATE_LIMITS = {
 }
 
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)
+# A process remembers a valid API key this long; a revocation takes effect within it (0: check every time).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 2)
 
 # Which error envelope a path gets, longest prefix first (see logsvc.exceptions).
 API_FAMILIES = [

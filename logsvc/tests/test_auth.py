@@ -266,3 +266,52 @@ def test_it_refuses_an_unknown_scope(alice):
     with pytest.raises(CommandError, match="invalid choice: 'logs:delete'"):
         call_command("createapikey", "alice", "--scope", "logs:delete", stdout=StringIO())
     assert not ApiKey.objects.exists()
+
+
+@pytest.fixture
+def key_cache(settings):
+    settings.API_KEY_CACHE_SECONDS = 2
+    yield
+    from logsvc import auth
+
+    auth._recent_keys.clear()
+
+
+def test_it_stops_accepting_a_revoked_key_within_the_cache_time(key_cache, alice, alice_key):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {alice_key}"}
+    start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        assert APIClient().get(BYTELOG, **headers).status_code == 200
+        ApiKey.objects.update(revoked=timezone.now())
+        # still remembered by this process, and the lookup is skipped
+        assert APIClient().get(BYTELOG, **headers).status_code == 200
+    with time_machine.travel(start + timedelta(seconds=2), tick=False):
+        r = APIClient().get(BYTELOG, **headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": "Invalid, revoked or expired API key."}
+
+
+def test_it_checks_expiry_on_every_request_even_when_the_key_is_remembered(key_cache, alice):
+    expires = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    raw = make_key(alice, expires=expires)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    with time_machine.travel(expires - timedelta(seconds=1), tick=False):
+        assert APIClient().get(BYTELOG, **headers).status_code == 200
+    with time_machine.travel(expires, tick=False):
+        assert APIClient().get(BYTELOG, **headers).status_code == 401
+
+
+def test_it_reads_a_remembered_key_without_a_query(key_cache, alice, alice_key, django_assert_num_queries):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_key}")
+    assert client.get(BYTELOG).status_code == 200  # first use: key lookup, last_used, rate-limit window
+    with django_assert_num_queries(3):  # the rate-limit counter, the page and its count
+        assert client.get(BYTELOG).status_code == 200
+
+
+def test_it_never_remembers_an_unknown_key(key_cache, alice, alice_key):
+    from logsvc import auth
+
+    wrong = alice_key[:-4] + "AAAA"
+    assert APIClient().get(BYTELOG, HTTP_AUTHORIZATION=f"Bearer {wrong}").status_code == 401
+    assert auth._recent_keys == {}
