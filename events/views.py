@@ -40,16 +40,16 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def int_param(request: Request, name: str, default: int, maximum: int) -> int:
+def int_param(request: Request, name: str, default: int, maximum: int, minimum: int = 0) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = -1
-    if not 0 <= value <= maximum:
-        raise exceptions.ValidationError({name: [f"Must be a whole number from 0 to {maximum}."]})
+        value = minimum - 1
+    if not minimum <= value <= maximum:
+        raise exceptions.ValidationError({name: [f"Must be a whole number from {minimum} to {maximum}."]})
     return value
 
 
@@ -140,7 +140,7 @@ class LogMessageListView(APIView):
         if params.get("cursor"):
             created, pk = decode_cursor(params["cursor"])
             messages = messages.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
-        limit = max(1, int_param(request, "limit", 100, 1000))
+        limit = int_param(request, "limit", 100, 1000, minimum=1)
         page = list(messages.order_by("-created", "-pk")[: limit + 1])
         next_url = None
         if len(page) > limit:

@@ -263,7 +263,7 @@ def test_it_does_not_fail_on_a_forged_cursor_with_a_huge_id(api_client, alice):
     assert LogMessage.objects.count() == 1
 
 
-@pytest.mark.parametrize("limit", ["abc", "-1", "1001", "2.5"])
+@pytest.mark.parametrize("limit", ["abc", "-1", "0", "1001", "2.5"])
 def test_it_rejects_a_bad_limit(api_client, alice, limit):
     add(alice)
     r = api_client.get(URL, {"limit": limit})
