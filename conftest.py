@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from logsvc.models import SCOPES, ApiKey, User
@@ -41,6 +43,13 @@ def make_key(user: User, *scopes: str, **fields) -> str:
     """A new API key of user's with these scopes (all of them when none are named); returns the raw key."""
     _, raw = ApiKey.create(user=user, name="test", scopes=list(scopes or ALL_SCOPES), **fields)
     return raw
+
+
+def count_queries(client: APIClient, url: str) -> int:
+    """How many queries a successful GET of url runs."""
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
 
 
 def client_with_key(raw: str) -> APIClient:

@@ -4,10 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
-from conftest import client_with_key, make_key
+from conftest import client_with_key, count_queries, make_key
 from events.models import Event
 
 URL = "/api/v1/events"
@@ -214,12 +212,6 @@ def test_it_rejects_a_bad_limit_or_offset(api_client, alice, param, value):
 
 
 # --- cost --------------------------------------------------------------------------------------
-
-
-def count_queries(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get(url).status_code == 200
-    return len(queries)
 
 
 @time_machine.travel(T0 + timedelta(days=1), tick=False)

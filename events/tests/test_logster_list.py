@@ -5,11 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from conftest import client_with_key, make_key
+from conftest import client_with_key, count_queries, make_key
 from events.models import LogMessage
 
 URL = "/api/Log"
@@ -286,12 +284,6 @@ def test_it_pages_100_by_default_and_up_to_1000(api_client, alice):
 
 
 # --- cost --------------------------------------------------------------------------------------
-
-
-def count_queries(client, url):
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get(url).status_code == 200
-    return len(queries)
 
 
 @time_machine.travel(T0 + timedelta(days=1), tick=False)
