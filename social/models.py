@@ -1,0 +1,129 @@
+"""littlelogs: work logs in Markdown, with comments, likes, tags, mentions, follows and activity."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=100)  # case kept as first written: "HelloCode"
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("name"), name="tag_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Log(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="logs", db_index=False)
+    markdown = models.TextField(help_text="What the author wrote; `content` is its rendered, sanitised HTML.")
+    content = models.TextField()
+    source = models.CharField(max_length=200, blank=True, help_text="The client app it came from (null when none).")
+    created = models.DateTimeField(default=timezone.now)
+    tags = models.ManyToManyField(Tag, through="LogTag", related_name="logs", blank=True)
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="mentioned_in_logs", blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created", "-id"], name="log_created"),
+            models.Index(fields=["user", "-created", "-id"], name="log_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.markdown[:80]
+
+
+class LogTag(models.Model):
+    """A log's tag, with the log's time copied in so a tag page is one index range scan."""
+
+    log = models.ForeignKey(Log, on_delete=models.CASCADE, db_index=False)
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["log", "tag"], name="logtag_unique")]
+        indexes = [
+            models.Index(fields=["tag", "-created", "-log"], name="logtag_tag_created"),
+            models.Index(fields=["user", "tag"], name="logtag_user_tag"),
+            models.Index(fields=["created"], name="logtag_created"),  # trending: the last seven days
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.log_id} #{self.tag_id}"
+
+
+class Comment(models.Model):
+    log = models.ForeignKey(Log, on_delete=models.CASCADE, related_name="comments", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments")
+    markdown = models.TextField()
+    content = models.TextField()
+    source = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    tags = models.ManyToManyField(Tag, related_name="comments", blank=True)
+    mentions = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="mentioned_in_comments", blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["log", "created"], name="comment_log_created")]
+
+    def __str__(self) -> str:
+        return self.markdown[:80]
+
+
+class Like(models.Model):
+    log = models.ForeignKey(Log, on_delete=models.CASCADE, related_name="likes", db_index=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="likes")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["log", "user"], name="like_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes {self.log_id}"
+
+
+class Follow(models.Model):
+    follower = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="following")
+    followee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="followers")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["follower", "followee"], name="follow_once"),
+            models.CheckConstraint(condition=~models.Q(follower=models.F("followee")), name="follow_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.follower_id} follows {self.followee_id}"
+
+
+class Activity(models.Model):
+    """One notification for one recipient, written in the same transaction as what caused it."""
+
+    class Type(models.TextChoices):
+        COMMENT = "comment"
+        COMMENT_AFTER = "comment_after"
+        LIKE = "like"
+        FOLLOW = "follow"
+        MENTION = "mention"
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="activity", db_index=False
+    )
+    type = models.CharField(max_length=20, choices=Type.choices)
+    originator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    log = models.ForeignKey(Log, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "activity"
+        indexes = [models.Index(fields=["recipient", "-created", "-id"], name="activity_recipient_created")]
+
+    def __str__(self) -> str:
+        return f"{self.type} for {self.recipient_id}"
