@@ -348,14 +348,14 @@ def with_database(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def recreate_database(server_url: str) -> str:
-    """Drop and create BENCH_DB on the server of server_url; returns the new database's URL."""
+def recreate_database(server_url: str, name: str = BENCH_DB) -> str:
+    """Drop and create the database name (BENCH_DB) on the server of server_url; returns its URL."""
     import psycopg
 
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return with_database(server_url, BENCH_DB)
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return with_database(server_url, name)
 
 
 def prepare_database(choice: str) -> tuple[str, str]:
@@ -738,7 +738,7 @@ class Bench:
         wrk = {"threads": min(self.args.threads, connections), "connections": connections}
         run_wrk(url, script, seconds=self.args.warmup, **wrk)
         rows_before = count() if count else 0
-        server_pids, pg_pids = self.gunicorn.pids(), postgres_pids()
+        server_pids, pg_pids = self.gunicorn.pids(), self.postgres_pids()
         cpu0 = sum(map(process_cpu, server_pids)), sum(map(process_cpu, pg_pids)), host_cpu()
         result = run_wrk(url, script, seconds=seconds, **wrk)
         cpu1 = sum(map(process_cpu, server_pids)), sum(map(process_cpu, pg_pids)), host_cpu()
@@ -761,6 +761,10 @@ class Bench:
         if result.errors:
             log(f"  !! wrk counted errors {result.errors} on {url}")
         return result, cpu
+
+    def postgres_pids(self) -> list[int]:
+        """The PostgreSQL processes whose CPU counts as the server's: all of them here."""
+        return postgres_pids()
 
     @staticmethod
     def cpu_note(cpu: dict[str, Any]) -> str:

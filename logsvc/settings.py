@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks_db",
+    "oauth2_provider",
     "logsvc",
     "events",
     "social",
@@ -96,7 +97,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # social's overrides of the oauth2_provider templates win whatever INSTALLED_APPS' order.
+        "DIRS": [BASE_DIR / "templates", BASE_DIR / "social" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -167,7 +169,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "logsvc API",
-    "DESCRIPTION": "Logster, Bytelog and Loggator APIs of logsvc. Errors use each family's own envelope.",
+    "DESCRIPTION": "Logster, Bytelog, Loggator and littlelogs APIs of logsvc. Errors use each family's own envelope.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -175,10 +177,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["logsvc.openapi.drop_slash_aliases"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "social.openapi.restore_self_path",
+    ],
     "TAGS": [
         {"name": "Logster", "description": "Application log messages, posted as JSON or XML (`ApiKey` header)."},
         {"name": "Bytelog", "description": "Business events with traces (`Authorization: Bearer`)."},
         {"name": "Loggator", "description": "Public reads of one event by its id; JSON-P and CORS."},
+        {"name": "littlelogs", "description": "Social work logs; OAuth2 bearer tokens or a session login."},
     ],
 }
 
@@ -239,6 +246,52 @@ if not DEBUG:
 # Usually the TLS proxy's job; set them when Django itself should insist on HTTPS.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+
+# littlelogs' OAuth2 provider (django-oauth-toolkit); the policy code and URLs are in social/oauth.py.
+LOGIN_URL = "/accounts/login/"  # the consent page and the apps page need a signed-in user
+LOGIN_REDIRECT_URL = "/oauth/applications/"
+OAUTH2_PROVIDER = {
+    "SCOPES": {
+        "read": "Read your logs, comments, likes, follows and activity",
+        "write": "Post, comment, like, follow and delete on your behalf",
+    },
+    "DEFAULT_SCOPES": ["read"],  # when a client asks for none
+    # The seed: "Tokens expire in a month and can be refreshed at any time".
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_ACCESS_TOKEN_SECONDS", 30 * 24 * 60 * 60),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    # A refresh revokes the previous access and refresh tokens; replaying a used refresh token is refused
+    # and revokes its whole family (RFC 9700 §4.14.2). No grace period: a superseded token is dead at once.
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    # PKCE: required for public clients, optional for confidential ones, S256 only, downgrade refused.
+    # The per-client rule lives in social.oauth.OAuth2Validator.is_pkce_required, which overrides this value.
+    "PKCE_REQUIRED": True,
+    "OAUTH2_VALIDATOR_CLASS": "social.oauth.OAuth2Validator",
+    # https redirect URIs; "http" only for loopback hosts, which social.oauth enforces (RFC 8252 §7.3).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    "ALLOW_URI_WILDCARDS": False,
+    "ALLOW_LOCALHOST_LOOPBACK": False,  # any port for 127.0.0.1/[::1] only; localhost's port must match
+    "REQUEST_APPROVAL_PROMPT": "force",
+    # RFC 9700 gates (all default to False in 3.4.1).
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # S256 only
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,  # no ?access_token= (JSON-P included)
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,  # RFC 9207 iss on the redirect back
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,  # tokens stored as SHA-256 checksums only
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # Left False: it only looks at whether "http" is allowed at all, and loopback http is (see above).
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": False,
+    # What /.well-known/oauth-authorization-server advertises: what is actually offered.
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_post", "client_secret_basic", "none"],
+}
+# W008 flags "http" in ALLOWED_REDIRECT_URI_SCHEMES; social.oauth allows it for loopback hosts only.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
 LOGGING = {
     "version": 1,

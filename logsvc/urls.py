@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
@@ -9,6 +10,8 @@ admin.site.index_title = "Users, API keys, log messages and events"
 
 urlpatterns = [
     path("", include("events.urls")),
+    path("api/1/", include("social.urls")),
+    path("api-auth/", include("rest_framework.urls")),
     # JSON, as its name says (not YAML); public, so a stale key sent along is no reason for a 401
     path("api.json", SpectacularJSONAPIView.as_view(authentication_classes=[]), name="schema"),
     path(
@@ -16,4 +19,8 @@ urlpatterns = [
     ),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # littlelogs OAuth2: /oauth/authorize, /oauth/token, the apps page (social/oauth.py); sign-in for them
+    path("", include("social.oauth")),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -127,3 +127,50 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} for {self.recipient_id}"
+
+
+class CounterQuerySet(models.QuerySet["Counter"]):
+    def add(self, changes: dict[tuple[str, int], int]) -> None:
+        """Adds each (kind, key) -> delta in one statement, creating missing rows.
+
+        Meant for the transaction of the write being counted. Rows are touched in (kind, key) order so
+        two concurrent writes lock shared counters in the same order and cannot deadlock.
+        """
+        rows = sorted((kind, key, delta) for (kind, key), delta in changes.items() if delta)
+        if not rows:
+            return
+        table = Counter._meta.db_table
+        values = ", ".join(["(%s, %s, %s)"] * len(rows))
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (kind, key, value) VALUES {values} "
+                f"ON CONFLICT (kind, key) DO UPDATE SET value = {table}.value + EXCLUDED.value",
+                [item for row in rows for item in row],
+            )
+
+    def value(self, kind: str, key: int = 0) -> int:
+        return self.filter(kind=kind, key=key).values_list("value", flat=True).first() or 0
+
+
+class Counter(models.Model):
+    """Row counts kept up to date by social.services in the writes' own transactions, so a page's
+    `count` is one indexed read instead of a COUNT(*) over millions of rows."""
+
+    class Kind(models.TextChoices):
+        LOGS = "logs"  # key 0: every log
+        USER_LOGS = "user_logs"  # key: the author's id
+        TAG_LOGS = "tag_logs"  # key: the tag's id
+        TAGS = "tags"  # key 0: every tag
+        ACTIVITY = "activity"  # key: the recipient's id
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.BigIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+
+    objects = CounterQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="counter_kind_key")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}[{self.key}] = {self.value}"

@@ -1,0 +1,544 @@
+#!/usr/bin/env python
+"""littlelogs timeline paging benchmark over real HTTP: gunicorn + PostgreSQL + wrk on this machine.
+
+Measures the time per request of the public, home, tag and activity timelines at page 1 and page 51
+(offset=1000, limit=20) with 10,000 and with 1,000,000 logs, and the SQL queries a page runs at page sizes
+5 and 20. Not a test: it prints one table against the targets (bench/README.md, "bench/social.py").
+Run it with `.venv/bin/python bench/social.py` (`--quick` for a smoke run, `--help` for every knob).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `python bench/social.py` puts bench/ first on the path, not the project
+
+from bench.ingest import (  # after the path fix above
+    LOCAL_PG,
+    OUT,
+    UNTHROTTLED,
+    WRK,
+    Bench,
+    Gunicorn,
+    WrkResult,
+    human,
+    log,
+    port_answers,
+    recreate_database,
+    with_database,
+    write_lua,
+)
+
+DB_PREFIX = "logsvc_bench_social_"
+PAGE = 20
+DEEP_PAGE = 51  # offset = (DEEP_PAGE - 1) * PAGE = 1000
+TARGET_RATIO = 1.5
+SEED = 1
+SEED_EMAIL_DOMAIN = "seed.littlelogs.invalid"  # social/management/commands/seed_social.py
+ENDPOINTS = ("public", "home", "tag", "activity")
+TITLES = {
+    "public": "public timeline",
+    "home": "home timeline (follows ~100)",
+    "tag": "tag page (most used tag)",
+    "activity": "activity timeline (most notified)",
+}
+
+
+def endpoint_path(key: str, subjects: dict[str, Any]) -> str:
+    return {
+        "public": "/api/1/timelines/public/",
+        "home": "/api/1/timelines/home/",
+        "tag": f"/api/1/logs/tag/{urllib.parse.quote(subjects.get('tag', ''), safe='')}/",
+        "activity": "/api/1/timelines/activity/",
+    }[key]
+
+
+def page_url(path: str, page: int, limit: int = PAGE) -> str:
+    return f"{path}?limit={limit}" if page == 1 else f"{path}?limit={limit}&offset={(page - 1) * limit}"
+
+
+# --- the in-process part: runs as a child with DATABASE_URL set to one size's database ------------------
+
+
+def choose_subjects(cursor: Any) -> dict[str, Any]:
+    """The users and tag the timelines are read for: the seeded user who follows 90-110 others and sees the most
+    logs at home, the most used tag, and the user with the most notifications."""
+    cursor.execute(
+        """
+        WITH per_user AS (SELECT user_id, COUNT(*) AS n FROM social_log GROUP BY user_id),
+             follows AS (SELECT follower_id, COUNT(*) AS n FROM social_follow GROUP BY follower_id)
+        SELECT u.username, f.n, COALESCE(own.n, 0) + (
+                 SELECT COALESCE(SUM(p.n), 0) FROM social_follow x JOIN per_user p ON p.user_id = x.followee_id
+                 WHERE x.follower_id = f.follower_id) AS home
+        FROM follows f JOIN logsvc_user u ON u.id = f.follower_id LEFT JOIN per_user own ON own.user_id = u.id
+        ORDER BY abs(f.n - 100) > 10, home DESC LIMIT 1
+        """
+    )
+    home_user, follows, home = cursor.fetchone()
+    cursor.execute(
+        "SELECT t.name, COUNT(*) FROM social_logtag lt JOIN social_tag t ON t.id = lt.tag_id "
+        "GROUP BY t.name ORDER BY 2 DESC LIMIT 1"
+    )
+    tag, tag_logs = cursor.fetchone()
+    cursor.execute(
+        "SELECT u.username, COUNT(*) FROM social_activity a JOIN logsvc_user u ON u.id = a.recipient_id "
+        "GROUP BY u.username ORDER BY 2 DESC LIMIT 1"
+    )
+    activity_user, activity = cursor.fetchone()
+    return {
+        "home_user": home_user,
+        "home_follows": follows,
+        "home_logs": int(home),
+        "tag": tag,
+        "tag_logs": tag_logs,
+        "activity_user": activity_user,
+        "activity_rows": activity,
+    }
+
+
+def inprocess(size: int, subjects_json: str, token: str) -> None:
+    """Child mode: subjects (chosen here when none are given), bearer tokens, query counts per page size, the
+    `next` chain to page 51 and EXPLAIN (ANALYZE, BUFFERS) of every page's SQL. Prints one JSON line."""
+    import django
+
+    django.setup()
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken, Application
+
+    from logsvc.models import User
+
+    subjects = json.loads(subjects_json)
+    if not subjects:
+        with connection.cursor() as cursor:
+            subjects = choose_subjects(cursor)
+    Application.objects.filter(name="bench-social").delete()
+    tokens = {}
+    for role in ("home_user", "activity_user"):
+        user = User.objects.get(username=subjects[role])
+        app = Application.objects.create(
+            name="bench-social",
+            user=user,
+            client_type=Application.CLIENT_CONFIDENTIAL,
+            authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+            redirect_uris="https://example.org/callback",
+        )
+        raw = f"{token}-{role}"
+        AccessToken.objects.create(
+            user=user, application=app, token=raw, scope="read write", expires=timezone.now() + timedelta(days=365)
+        )
+        tokens[role] = raw
+    auth = {key: tokens["activity_user" if key == "activity" else "home_user"] for key in ENDPOINTS}
+    client = Client()
+    result: dict[str, Any] = {"subjects": subjects, "tokens": auth, "queries": {}, "counts": {}, "checks": []}
+    lines = [f"EXPLAIN (ANALYZE, BUFFERS) at {human(size)} logs, the SQL each page really runs (in-process).\n"]
+    for key in ENDPOINTS:
+        path = endpoint_path(key, subjects)
+        headers = {"Authorization": f"Bearer {auth[key]}"}
+        for limit in (5, PAGE):
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(page_url(path, 1, limit), headers=headers)
+            assert response.status_code == 200, (path, response.status_code, response.content[:300])
+            result["queries"][f"{key}@{limit}"] = len(captured.captured_queries)
+        # Follow `next` from page 1 to page 51, as a client would.
+        url = page_url(path, 1)
+        for _ in range(DEEP_PAGE - 1):
+            body = client.get(url, headers=headers).json()
+            url = body["next"]
+            if not url:
+                break
+        deep = page_url(path, DEEP_PAGE)
+        if not url or urllib.parse.urlsplit(url).query != urllib.parse.urlsplit(deep).query:
+            result["checks"].append(f"{key}: following next 50 times gave {url!r}, not {deep}")
+        for page in (1, DEEP_PAGE):
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(page_url(path, page), headers=headers)
+            body = response.json()
+            result["counts"][key] = body["count"]
+            if len(body["results"]) != PAGE:
+                result["checks"].append(f"{key} page {page}: {len(body['results'])} results, not {PAGE}")
+            lines.append(f"=== GET {page_url(path, page)}: {len(captured.captured_queries)} queries")
+            lines.extend(f"-- {q['time']} s: {q['sql'][:400]}" for q in captured.captured_queries)
+            for query in captured.captured_queries:
+                sql = query["sql"]
+                if not sql.lstrip().upper().startswith("SELECT") or "social_" not in sql:
+                    continue
+                with connection.cursor() as cursor:
+                    for _ in range(2):  # the second run is the warm one, as under wrk
+                        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                        plan = [row[0] for row in cursor.fetchall()]
+                lines.append(f"\n{sql}\n" + "\n".join(plan) + "\n")
+    (OUT / f"explain-social-{human(size)}.txt").write_text("\n".join(lines) + "\n")
+    print("BENCH_SOCIAL " + json.dumps(result), flush=True)
+
+
+# --- the benchmark --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Size:
+    logs: int
+    db_url: str
+    seed_seconds: float | None  # None: reused
+    gunicorn: Gunicorn
+    info: dict[str, Any]
+
+
+class SocialBench(Bench):
+    """bench.ingest's Bench for its wrk runs and CPU accounting (measured_wrk, cpu_note, server_cpu)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__(args)
+        self.sizes: list[Size] = []
+        self.results: dict[tuple[str, int, int], list[tuple[WrkResult, dict[str, Any]]]] = {}
+        self.subjects: dict[str, Any] = {}
+        self.token = secrets.token_urlsafe(24)
+
+    def server_url(self) -> str:
+        if os.getenv("DATABASE_URL"):
+            return with_database(os.environ["DATABASE_URL"], "postgres")
+        if port_answers(*LOCAL_PG):
+            return f"postgres://{os.getenv('PGUSER', 'postgres')}@{LOCAL_PG[0]}:{LOCAL_PG[1]}/postgres"
+        sys.exit(f"No DATABASE_URL and no PostgreSQL on {LOCAL_PG[0]}:{LOCAL_PG[1]}.")
+
+    def env_for(self, db_url: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "logsvc.settings",
+            "DATABASE_URL": db_url,
+            "DEBUG": "false",
+            "SECRET_KEY": self.secret_key,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+            "REDIS_URL": "",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        # Every rate limit the settings read from the environment, off.
+        for name in set(re.findall(r"\"(RATE_LIMIT_[A-Z_]+)\"", (ROOT / "logsvc" / "settings.py").read_text())):
+            env[name] = UNTHROTTLED
+        return env
+
+    def manage(self, env: dict[str, str], *command: str) -> None:
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), *command], env=env, check=True, cwd=ROOT)
+
+    def seeded(self, db_url: str, logs: int) -> bool:
+        """Whether db_url already holds this benchmark's data set (for --reuse)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                have = conn.execute("SELECT COUNT(*) FROM social_log").fetchone()[0]
+                users = conn.execute(
+                    "SELECT COUNT(*) FROM logsvc_user WHERE email LIKE %s", [f"%@{SEED_EMAIL_DOMAIN}"]
+                ).fetchone()[0]
+                counted = conn.execute("SELECT value FROM social_counter WHERE kind = 'logs' AND key = 0").fetchone()
+        except psycopg.Error:
+            return False
+        return have == logs and users == self.args.users and counted is not None and counted[0] == logs
+
+    def setup(self) -> None:
+        args = self.args
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "gunicorn.log").write_text("")
+        if not WRK.exists():
+            sys.exit("wrk is not installed at /usr/bin/wrk. Install it with: apt-get install wrk")
+        self.secret_key = secrets.token_urlsafe(50)
+        server = self.server_url()
+        for logs in (args.small_logs, args.large_logs):
+            name = f"{DB_PREFIX}{human(logs).lower()}"
+            db_url = with_database(server, name)
+            seconds = None
+            if args.reuse and self.seeded(db_url, logs):
+                log(f"{name}: reusing its {human(logs)} logs (--reuse)")
+                self.manage(self.env_for(db_url), "migrate", "--no-input", "-v0")
+            else:
+                db_url = recreate_database(server, name)
+                env = self.env_for(db_url)
+                log(f"{name}: recreated; migrating and seeding {human(logs)} logs for {args.users:,} users")
+                self.manage(env, "migrate", "--no-input", "-v0")
+                started = time.monotonic()
+                self.manage(env, "seed_social", f"--users={args.users}", f"--logs={logs}", f"--seed={SEED}", "-v1")
+                seconds = time.monotonic() - started
+                log(f"  seed_social took {seconds:.1f} s")
+            self.sizes.append(Size(logs, db_url, seconds, Gunicorn(args.workers, self.env_for(db_url)), {}))
+        # Subjects are chosen on the small data set (so page 51 exists there) and read at both sizes.
+        for size in self.sizes:
+            size.info = self.run_inprocess(size)
+            if not self.subjects:
+                self.subjects = size.info["subjects"]
+            for problem in size.info["checks"]:
+                log(f"  !! {human(size.logs)}: {problem}")
+        import psycopg
+
+        self.pg = psycopg.connect(server, autocommit=True)
+        show = {k: self.pg.execute(f"SHOW {k}").fetchone()[0] for k in ("server_version", "shared_buffers")}
+        self.env_lines["PostgreSQL"] = f"{show['server_version']}, shared_buffers {show['shared_buffers']}"
+        self.scripts = {
+            role: write_lua(f"get_social_{role}", "GET", {"Authorization": f"Bearer {self.token}-{role}"})
+            for role in ("home_user", "activity_user")
+        }
+
+    def postgres_pids(self) -> list[int]:
+        """Only the backends of this benchmark's databases (the gunicorn workers' persistent connections): other
+        sessions on a shared server come and go, and a process gone between two readings counts negative."""
+        names = [urllib.parse.urlsplit(s.db_url).path.lstrip("/") for s in self.sizes]
+        rows = self.pg.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()", [names]
+        ).fetchall()
+        return [pid for (pid,) in rows]
+
+    def run_inprocess(self, size: Size) -> dict[str, Any]:
+        env = {**self.env_for(size.db_url), "DJANGO_SETTINGS_MODULE": "logsvc.settings"}
+        command = [sys.executable, __file__, "--inprocess", str(size.logs), json.dumps(self.subjects), self.token]
+        proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        match = re.search(r"^BENCH_SOCIAL (\{.*\})$", proc.stdout, re.MULTILINE)
+        if proc.returncode != 0 or not match:
+            raise RuntimeError(f"in-process checks at {human(size.logs)} failed:\n{proc.stdout}\n{proc.stderr}")
+        info = json.loads(match.group(1))
+        log(
+            f"{human(size.logs)}: subjects {info['subjects']}; counts {info['counts']}; queries {info['queries']}; "
+            f"plans in {OUT / f'explain-social-{human(size.logs)}.txt'}"
+        )
+        return info
+
+    def preflight(self, size: Size) -> None:
+        """Both pages of every endpoint answer 200 with a full page over HTTP, or the numbers mean nothing."""
+        for key in ENDPOINTS:
+            role = "activity_user" if key == "activity" else "home_user"
+            for page in (1, DEEP_PAGE):
+                url = size.gunicorn.base + page_url(endpoint_path(key, self.subjects), page)
+                request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}-{role}"})
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        body = json.loads(response.read())
+                except urllib.error.HTTPError as exc:
+                    raise RuntimeError(f"{url} answered {exc.code}: {exc.read()[:300]!r}") from exc
+                if len(body["results"]) != PAGE:
+                    log(f"  !! {url}: {len(body['results'])} results, not {PAGE}")
+
+    def measure(self) -> None:
+        args = self.args
+        for size in self.sizes:
+            size.gunicorn.start()
+            self.preflight(size)
+        cases = [(key, page) for key in ENDPOINTS for page in (1, DEEP_PAGE)]
+        for round_no in range(1, args.rounds + 1):
+            log(f"Round {round_no}/{args.rounds}")
+            for key, page in cases:
+                order = self.sizes if (round_no + len(key)) % 2 else list(reversed(self.sizes))
+                for size in order:  # the two sizes side by side, alternating which goes first
+                    self.gunicorn = size.gunicorn  # whose CPU measured_wrk counts
+                    url = size.gunicorn.base + page_url(endpoint_path(key, self.subjects), page)
+                    script = self.scripts["activity_user" if key == "activity" else "home_user"]
+                    result, cpu = self.measured_wrk(url, script, args.query_duration, args.query_connections)
+                    self.results.setdefault((key, page, size.logs), []).append((result, cpu))
+                    log(
+                        f"  {key} page {page} @ {human(size.logs)}: mean {result.mean_ms:.2f} ms, "
+                        f"p99 {result.p99_ms:.1f} ms, {result.rps:,.0f} req/s, {self.cpu_note(cpu)}"
+                    )
+
+    def paired_ratio(self, key: str, page: int) -> float:
+        small, large = (self.results[(key, page, s.logs)] for s in self.sizes)
+        return statistics.median(b.mean_ms / a.mean_ms for (a, _), (b, _) in zip(small, large, strict=True))
+
+    def report(self) -> str:
+        args = self.args
+        small, large = self.sizes
+        rows: list[tuple[str, ...]] = []
+        letter = iter("abcdefgh")
+        for key in ENDPOINTS:
+            for page in (1, DEEP_PAGE):
+                if (key, page, large.logs) not in self.results:
+                    continue
+                tag = next(letter)
+                title = f"({tag}) {TITLES[key]}, page {page}" + (f" (offset {(page - 1) * PAGE})" if page > 1 else "")
+                runs = {s.logs: self.results[(key, page, s.logs)] for s in self.sizes}
+                mean = {n: statistics.median(r.mean_ms for r, _ in runs[n]) for n in runs}
+                rps = {n: statistics.median(r.rps for r, _ in runs[n]) for n in runs}
+                cpu = {n: self.server_cpu(c for _, c in runs[n]) for n in runs}
+                ratio = self.paired_ratio(key, page)
+                cpu_ms = {n: statistics.median(c["gunicorn_ms_per_req"] + c["postgres_ms_per_req"] for _, c in runs[n])
+                          for n in runs}  # fmt: skip
+                cpu_ratio = cpu_ms[large.logs] / cpu_ms[small.logs] if cpu_ms[small.logs] > 0 else float("nan")
+                rows.append(
+                    (f"{title} @{human(small.logs)}", f"{mean[small.logs]:.2f} ms/req ({rps[small.logs]:,.0f} req/s)",
+                     cpu[small.logs], "", "", "", "", "")
+                )  # fmt: skip
+                rows.append(
+                    (
+                        f"{title} @{human(large.logs)}",
+                        f"{mean[large.logs]:.2f} ms/req ({rps[large.logs]:,.0f} req/s)",
+                        cpu[large.logs],
+                        f"@{human(small.logs)} {mean[small.logs]:.2f} ms",
+                        f"{ratio:.2f}",
+                        f"<= {TARGET_RATIO}",
+                        "PASS" if ratio <= TARGET_RATIO else "MISS",
+                        f"{cpu_ratio:.2f}",
+                    )
+                )
+        for key in ENDPOINTS:
+            for size in self.sizes:
+                q5, q20 = (size.info["queries"][f"{key}@{n}"] for n in (5, PAGE))
+                rows.append(
+                    (
+                        f"(q) SQL queries per page, {TITLES[key]} @{human(size.logs)}",
+                        f"{q20} at limit={PAGE}",
+                        "",
+                        f"{q5} at limit=5",
+                        "",
+                        "equal",
+                        "PASS" if q5 == q20 else "MISS",
+                        "",
+                    )
+                )
+        header = ("measurement", "value: median", "srv CPU ms", "baseline", "ratio", "target", "result", "CPU ratio")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+        def fmt(r: tuple[str, ...]) -> str:
+            return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+        import platform
+
+        wrk_version = subprocess.run([str(WRK), "-v"], check=False, capture_output=True, text=True).stdout
+        subjects = self.subjects
+
+        def seeded(size: Size) -> str:
+            took = "reused (--reuse)" if size.seed_seconds is None else f"seeded in {size.seed_seconds:.0f} s"
+            counts = ", ".join(f"{k} {v:,}" for k, v in size.info["counts"].items())
+            return f"{human(size.logs)} logs: {took}; counts {counts}"
+
+        lines = [
+            f"logsvc littlelogs timeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            + (" (--quick: smoke run, not for decisions)" if args.quick else ""),
+            fmt(header),
+            fmt(tuple("-" * w for w in widths)),
+            *(fmt(r) for r in rows),
+            "",
+            (
+                f"ratio: median over {args.rounds} interleaved rounds of the per-round {human(large.logs)}/"
+                f"{human(small.logs)} ratio of wrk's mean latency (the two sizes measured side by side)"
+            ),
+            (
+                "srv CPU ms: median CPU per request of gunicorn and of the PostgreSQL backends serving the bench "
+                "databases, from /proc; CPU ratio: its 1M/10k ratio, steadier than latency on a busy host"
+            ),
+            (
+                f"subjects: home={subjects['home_user']} (follows {subjects['home_follows']}), "
+                f"tag=#{subjects['tag']}, activity={subjects['activity_user']}; pages of {PAGE}, page {DEEP_PAGE} = "
+                f"offset {(DEEP_PAGE - 1) * PAGE}, reached by following next in-process"
+            ),
+            f"data: seed_social --users {args.users} --seed {SEED}; " + "; ".join(seeded(s) for s in self.sizes),
+            (
+                f"environment: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
+                f"{platform.python_version()}; PostgreSQL {self.env_lines['PostgreSQL']}"
+            ),
+            (
+                f"  server: gunicorn, {args.workers} sync workers per size, DEBUG=false, OAuth2 bearer tokens; "
+                f"load: {wrk_version.split(' [')[0]}, -t{min(args.threads, args.query_connections)} "
+                f"-c{args.query_connections} -d{args.query_duration}s after {args.warmup} s warm-up"
+            ),
+        ]
+        return "\n".join(lines)
+
+    def write_details(self) -> None:
+        lines = ["Per-run details (mean/p50/p99 latency from wrk; CPU per request from /proc)"]
+        for (key, page, logs), results in sorted(self.results.items()):
+            for i, (r, cpu) in enumerate(results, 1):
+                lines.append(
+                    f"{key} page {page} @{human(logs)} round {i}: mean {r.mean_ms:.2f} ms, p50 {r.p50_ms:.2f} ms, "
+                    f"p99 {r.p99_ms:.2f} ms, {r.rps:,.1f} req/s, errors {r.errors}; "
+                    + ", ".join(f"{k}={v:.3g}" for k, v in cpu.items())
+                )
+        for size in self.sizes:
+            lines.append(f"in-process @{human(size.logs)}: {json.dumps(size.info)}")
+        (OUT / "social-details.txt").write_text("\n".join(lines) + "\n")
+
+    def close(self) -> None:
+        super().close()
+        if getattr(self, "pg", None) is not None:
+            self.pg.close()
+        for size in self.sizes:
+            size.gunicorn.stop()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a short smoke run (100k logs, 1 round, 2 s runs)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
+    p.add_argument("--query-duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    p.add_argument("--query-connections", type=int, default=4, help="wrk connections (default 4)")
+    p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3, for 2 cores)")
+    p.add_argument("--users", type=int, default=1000, help="seeded users, the same at both sizes (default 1000)")
+    p.add_argument("--small-logs", type=int, default=10_000, help="logs of the baseline data set (default 10k)")
+    p.add_argument("--large-logs", type=int, default=1_000_000, help="logs of the large data set (default 1M)")
+    p.add_argument(
+        "--reuse", action="store_true", help=f"keep a {DB_PREFIX}* database that already holds the same data set"
+    )
+    p.add_argument("--inprocess", nargs=3, metavar=("LOGS", "SUBJECTS", "TOKEN"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        for name, value in {"rounds": 1, "query_duration": 2, "warmup": 1, "large_logs": 100_000}.items():
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
+    if args.rounds < 1 or args.large_logs <= args.small_logs:
+        p.error("need --rounds >= 1 and --large-logs > --small-logs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.inprocess:
+        logs, subjects, token = args.inprocess
+        inprocess(int(logs), subjects, token)
+        return 0
+    bench = SocialBench(args)
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    started = time.monotonic()
+    try:
+        bench.setup()
+        bench.measure()
+        table = bench.report()
+        bench.write_details()
+    except KeyboardInterrupt:
+        log("Interrupted: stopping gunicorn and wrk")
+        return 130
+    finally:
+        bench.close()
+    (OUT / "social.txt").write_text(table + "\n")
+    print()
+    print(table)
+    print(f"\n(written to {OUT / 'social.txt'}; per-run details in {OUT / 'social-details.txt'}; "
+          f"took {(time.monotonic() - started) / 60:.1f} min)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The littlelogs page envelope: `?limit=&offset=` and `{count, next, previous, results}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import pagination
+from rest_framework.request import Request
+
+
+class LimitOffsetPagination(pagination.LimitOffsetPagination):
+    """DRF's limit/offset paging with a default of 20, at most 100 a page, and a cheap count.
+
+    A view may define `get_count(queryset) -> int` to answer `count` from a denormalised counter
+    instead of COUNT(*) over the whole filtered table; without one, the queryset is counted.
+    Links are absolute (request.build_absolute_uri), so they stay https behind a proxy that says so.
+    """
+
+    default_limit = 20
+    max_limit = 100
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self.view = view
+        self.request = request
+        self.limit = self.get_limit(request)
+        if self.limit is None:
+            return None
+        self.count = self.get_count(queryset)
+        self.offset = self.get_offset(request)
+        if self.count > self.limit and self.template is not None:
+            self.display_page_controls = True
+        # Unlike DRF, always read the page: a counter that is behind must not hide rows that exist.
+        return list(queryset[self.offset : self.offset + self.limit])
+
+    def get_count(self, queryset: QuerySet[Any] | list[Any]) -> int:
+        counter = getattr(self.view, "get_count", None)
+        if counter is not None:
+            return counter(queryset)
+        return super().get_count(queryset)

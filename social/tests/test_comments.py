@@ -1,0 +1,92 @@
+"""POST /api/1/logs/<id>/comment/ and DELETE /api/1/comment/<id>/delete/."""
+
+from __future__ import annotations
+
+from social import services
+from social.models import Activity, Comment, Counter
+from social.tests.conftest import post
+
+
+def activity_of(user) -> list[tuple[str, str]]:
+    return [(a.type, a.originator.username) for a in Activity.objects.filter(recipient=user).order_by("id")]
+
+
+def test_it_comments_and_answers_the_updated_log(charlie_session, alice, charlie):
+    log = post(alice)
+    r = charlie_session.post(f"/api/1/logs/{log.pk}/comment/", {"content": "Thanks **guys** #team"}, format="json")
+    assert r.status_code == 201
+    body = r.json()
+    comment = Comment.objects.get()
+    assert body["id"] == log.pk
+    assert [c["id"] for c in body["comments"]] == [comment.pk]
+    assert body["comments"][0]["content"] == comment.content
+    assert "<strong>guys</strong>" in comment.content
+    assert body["comments"][0]["tags"] == ["team"]
+    assert comment.user == charlie and comment.markdown == "Thanks **guys** #team"
+
+
+def test_it_notifies_the_author_mentioned_and_earlier_commenters_once_each(alice, bob, charlie):
+    log = post(alice)
+    services.add_comment(log=log, user=bob, markdown="first")
+    services.add_comment(log=log, user=charlie, markdown="me too @bob @alice")
+    assert activity_of(alice) == [("comment", "bob"), ("comment", "charlie")]
+    assert activity_of(bob) == [("mention", "charlie")]  # mentioned beats commented-after
+    assert activity_of(charlie) == []
+    assert Counter.objects.value("activity", alice.pk) == 2
+
+
+def test_it_says_commented_after_you(alice, bob, charlie):
+    log = post(alice)
+    services.add_comment(log=log, user=bob, markdown="first")
+    services.add_comment(log=log, user=charlie, markdown="second")
+    [item] = Activity.objects.filter(recipient=bob)
+    assert item.type == "comment_after" and item.log == log and item.comment.user == charlie
+
+
+def test_it_never_notifies_myself(alice_session, alice):
+    log = post(alice)
+    alice_session.post(f"/api/1/logs/{log.pk}/comment/", {"content": "note to self @alice"}, format="json")
+    assert not Activity.objects.exists()
+
+
+def test_it_404s_for_an_unknown_log(alice_session, alice):
+    assert alice_session.post("/api/1/logs/999/comment/", {"content": "x"}, format="json").status_code == 404
+
+
+def test_it_rejects_an_empty_comment(alice_session, alice):
+    log = post(alice)
+    assert alice_session.post(f"/api/1/logs/{log.pk}/comment/", {}, format="json").status_code == 400
+    assert not Comment.objects.exists()
+
+
+def test_it_needs_a_user(anon_client, alice):
+    log = post(alice)
+    assert anon_client.post(f"/api/1/logs/{log.pk}/comment/", {"content": "x"}, format="json").status_code == 401
+
+
+def test_the_author_deletes_a_comment(charlie_session, alice, charlie):
+    comment = services.add_comment(log=post(alice), user=charlie, markdown="oops")
+    r = charlie_session.delete(f"/api/1/comment/{comment.pk}/delete/")
+    assert r.status_code == 204
+    assert not Comment.objects.exists()
+    assert not Activity.objects.exists()
+    assert Counter.objects.value("activity", alice.pk) == 0
+
+
+def test_the_logs_owner_deletes_a_comment(alice_session, alice, charlie):
+    comment = services.add_comment(log=post(alice), user=charlie, markdown="spam")
+    assert alice_session.post(f"/api/1/comment/{comment.pk}/delete/?_method=DELETE").status_code == 204
+    assert not Comment.objects.exists()
+
+
+def test_others_cannot_delete_a_comment(bob, alice, charlie):
+    from social.tests.conftest import session_client
+
+    comment = services.add_comment(log=post(alice), user=charlie, markdown="mine")
+    r = session_client(bob).delete(f"/api/1/comment/{comment.pk}/delete/")
+    assert r.status_code == 403
+    assert Comment.objects.exists()
+
+
+def test_it_404s_for_an_unknown_comment(alice_session, alice):
+    assert alice_session.delete("/api/1/comment/999/delete/").status_code == 404

@@ -1,0 +1,76 @@
+"""The home timeline: one's own logs and those of everyone one follows, newest first, read on demand.
+
+Two plans, chosen per page from the counters (no fan-out table, no worker):
+- "scan": walk every log newest first (index on -created, -id) and keep the followed authors'. Cheap when
+  they wrote a good share of all logs; it reads about page_end * all_logs / their_logs rows.
+- "per author": take each followed author's newest page_end logs (index on user, -created, -id) and
+  merge them. Cheap when few people are followed, or they post little; it reads at most
+  sum(min(their_logs, page_end)) rows.
+PostgreSQL cannot weigh these itself: it does not know how many logs the followed people wrote.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from logsvc.models import User
+from social.models import Counter, Follow, Log
+from social.serializers import logs_with_details
+
+
+def _authors_sql() -> str:
+    return f"SELECT followee_id FROM {Follow._meta.db_table} WHERE follower_id = %(me)s UNION ALL SELECT %(me)s"
+
+
+class HomeTimeline:
+    """A user's home timeline as something the paginator can count and slice."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+    def count(self) -> int:
+        return self._estimates(0)[0]
+
+    def _estimates(self, page_end: int) -> tuple[int, int, int]:
+        """(their logs, rows the per-author plan reads, all logs), from the counters in one query."""
+        counters = Counter._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COALESCE(SUM(value), 0), COALESCE(SUM(LEAST(value, %(end)s)), 0), "
+                f"(SELECT COALESCE(MAX(value), 0) FROM {counters} WHERE kind = 'logs' AND key = 0) "
+                f"FROM {counters} WHERE kind = 'user_logs' AND key IN ({_authors_sql()})",
+                {"me": self.user.pk, "end": page_end},
+            )
+            theirs, per_author, everyone = cursor.fetchone()
+        return int(theirs), int(per_author), int(everyone)
+
+    def plan(self, page_end: int) -> str:
+        theirs, per_author, everyone = self._estimates(page_end)
+        scan = page_end * everyone / max(theirs, 1)
+        return "per author" if per_author < scan else "scan"
+
+    def ids(self, offset: int, limit: int) -> list[int]:
+        logs = Log._meta.db_table
+        order = "ORDER BY created DESC, id DESC"
+        if self.plan(offset + limit) == "per author":
+            sql = (
+                f"SELECT l.id FROM ({_authors_sql()}) AS a(uid) CROSS JOIN LATERAL "
+                f"(SELECT id, created FROM {logs} WHERE user_id = a.uid {order} LIMIT %(end)s) AS l "
+                f"ORDER BY l.created DESC, l.id DESC OFFSET %(offset)s LIMIT %(limit)s"
+            )
+        else:
+            followed = f"SELECT followee_id FROM {Follow._meta.db_table} WHERE follower_id = %(me)s"
+            sql = (
+                f"SELECT id FROM {logs} WHERE user_id = %(me)s OR user_id IN ({followed}) "
+                f"{order} OFFSET %(offset)s LIMIT %(limit)s"
+            )
+        params = {"me": self.user.pk, "end": offset + limit, "offset": offset, "limit": limit}
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [row[0] for row in cursor.fetchall()]
+
+    def __getitem__(self, page: slice) -> list[Log]:
+        offset = page.start or 0
+        ids = self.ids(offset, (page.stop or offset) - offset)
+        found = {log.pk: log for log in logs_with_details(Log.objects.filter(pk__in=ids))}
+        return [found[pk] for pk in ids if pk in found]

@@ -1,0 +1,441 @@
+"""littlelogs API (/api/1/): timelines, logs, comments, likes, follows, users and tags, at the seed's paths."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Max, QuerySet
+from django.db.models.functions import Lower
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from oauth2_provider.models import AccessToken
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BrowsableAPIRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from logsvc.models import User
+from logsvc.pagination import LimitOffsetPagination
+from logsvc.parsers import JSONParser
+from logsvc.renderers import JSONRenderer
+from social import services
+from social.markdown import render
+from social.models import Activity, Comment, Counter, Follow, Log, LogTag, Tag
+from social.serializers import (
+    ActivitySerializer,
+    ContentSerializer,
+    LogSerializer,
+    PreviewSerializer,
+    ProfileSerializer,
+    TagSerializer,
+    UserSerializer,
+    activity_json,
+    activity_with_details,
+    log_json,
+    logs_with_details,
+    tag_json,
+    user_json,
+)
+from social.timelines import HomeTimeline
+
+TRENDING_DAYS = 7
+TRENDING_COUNT = 10
+
+ERROR = inline_serializer("LittlelogsError", {"detail": serializers.CharField()})
+FIELD_ERRORS = inline_serializer(
+    "LittlelogsFieldErrors",
+    {"content": serializers.ListField(child=serializers.CharField(), required=False)},
+)
+ERRORS = {
+    400: OpenApiResponse(FIELD_ERRORS, description="Invalid input: a list of messages per field."),
+    401: OpenApiResponse(ERROR, description="No valid access token or session (WWW-Authenticate: Bearer)."),
+    403: OpenApiResponse(ERROR, description="The token lacks the read/write scope, or it is someone else's."),
+    404: OpenApiResponse(ERROR, description="No such user, log, comment or tag."),
+}
+
+
+class OAuth2Scheme(OpenApiAuthenticationExtension):
+    """littlelogs' OAuth2 authorization-code flow; reads need the `read` scope, writes `write`."""
+
+    target_class = "oauth2_provider.contrib.rest_framework.OAuth2Authentication"
+    name = "oauth2"
+    priority = 1  # over drf-spectacular's own, which knows no flows or scopes for these views
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        flow = {
+            "authorizationUrl": "/oauth/authorize",
+            "tokenUrl": "/oauth/token",
+            "refreshUrl": "/oauth/token",
+            "scopes": {"read": "Read logs, timelines and profiles", "write": "Post, comment, like and follow"},
+        }
+        return {"type": "oauth2", "flows": {"authorizationCode": flow}}
+
+    def get_security_requirement(self, auto_schema: Any) -> dict[str, list[str]]:
+        return {self.name: ["read" if auto_schema.method in permissions.SAFE_METHODS else "write"]}
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {code: ERRORS[code] for code in statuses}
+
+
+def list_schema(serializer: type[serializers.Serializer], *statuses: int, public: bool = False) -> Any:
+    """A paged list's OpenAPI operation; public ones need no credentials."""
+    # Stated either way: a subclass's schema merges into its parent's (HomeTimelineView is a LogListView).
+    auth = [] if public else [{"oauth2": ["read"]}, {"cookieAuth": []}]
+    return extend_schema(tags=["littlelogs"], responses={200: serializer(many=True), **errors(*statuses)}, auth=auth)
+
+
+class ScopeOrSession(permissions.BasePermission):
+    """An OAuth token needs `read` for GET/HEAD/OPTIONS and `write` for the rest; a session user is
+    not limited by scopes. Anonymous requests may only read views marked `public`."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, AccessToken):
+            scope = "read" if request.method in permissions.SAFE_METHODS else "write"
+            if not request.auth.allow_scopes([scope]):
+                self.message = f"This access token lacks the {scope!r} scope."
+                return False
+            return True
+        if getattr(view, "public", False) and request.method in permissions.SAFE_METHODS:
+            return True
+        return bool(request.user and request.user.is_authenticated)  # False: DRF answers 401
+
+
+class LittlelogsView(APIView):
+    error_family = "littlelogs"
+    public = False
+    authentication_classes = [OAuth2Authentication, SessionAuthentication]
+    permission_classes = [ScopeOrSession]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    pagination_class = LimitOffsetPagination
+
+
+def source_of(request: Request) -> str:
+    """The OAuth app a log or comment was posted from; blank for the website (a session)."""
+    if isinstance(request.auth, AccessToken) and request.auth.application_id:
+        return request.auth.application.name[:200]
+    return ""
+
+
+def get_log(log_id: int) -> Log:
+    return get_object_or_404(Log.objects.select_related("user"), pk=log_id)
+
+
+def log_response(request: Request, log: Log, code: int = status.HTTP_200_OK) -> Response:
+    """The log as a client sees it now, its comments and likes included."""
+    fresh = logs_with_details(Log.objects.filter(pk=log.pk)).get()
+    return Response(log_json(fresh, request), status=code)
+
+
+# --- Timelines and log lists ----------------------------------------------------------------------
+
+
+@extend_schema_view(get=list_schema(LogSerializer, public=True))
+class LogListView(LittlelogsView, generics.ListAPIView):
+    """All logs, newest first (also the public timeline)."""
+
+    public = True
+    serializer_class = LogSerializer
+
+    def get_queryset(self) -> QuerySet[Log]:
+        return Log.objects.order_by("-created", "-id")
+
+    def get_count(self, queryset: QuerySet[Log]) -> int:
+        return Counter.objects.value(Counter.Kind.LOGS)
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(logs_with_details(self.get_queryset()))
+        return self.get_paginated_response([log_json(log, request) for log in page])
+
+
+@extend_schema_view(get=list_schema(LogSerializer, 401, 403))
+class HomeTimelineView(LogListView):
+    """Your logs and those of everyone you follow, newest first."""
+
+    public = False
+
+    def get_queryset(self) -> HomeTimeline:  # type: ignore[override]
+        return HomeTimeline(self.request.user)
+
+    def get_count(self, queryset: HomeTimeline) -> int:
+        return queryset.count()
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())  # already with details, see social.timelines
+        return self.get_paginated_response([log_json(log, request) for log in page])
+
+
+@extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
+class UserLogListView(LogListView):
+    def get_queryset(self) -> QuerySet[Log]:
+        self.author = get_object_or_404(User, username=self.kwargs["username"])
+        return Log.objects.filter(user=self.author).order_by("-created", "-id")
+
+    def get_count(self, queryset: QuerySet[Log]) -> int:
+        return Counter.objects.value(Counter.Kind.USER_LOGS, self.author.pk)
+
+
+def get_tag(name: str) -> Tag:
+    # Lower(name) is what the unique index holds, so this is an index lookup
+    return get_object_or_404(Tag.objects.alias(lower_name=Lower("name")), lower_name=name.lower())
+
+
+@extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
+class TagLogListView(LogListView):
+    def get_queryset(self) -> QuerySet[Log]:
+        self.tag = get_tag(self.kwargs["tag"])
+        # LogTag holds each log's time: the page is a range of the (tag, -created, -log) index
+        return Log.objects.filter(logtag__tag=self.tag).order_by("-logtag__created", "-logtag__log")
+
+    def get_count(self, queryset: QuerySet[Log]) -> int:
+        return Counter.objects.value(Counter.Kind.TAG_LOGS, self.tag.pk)
+
+
+@extend_schema_view(get=list_schema(ActivitySerializer, 401, 403))
+class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
+    """Your notifications, newest first."""
+
+    serializer_class = ActivitySerializer
+
+    def get_queryset(self) -> QuerySet[Activity]:
+        return Activity.objects.filter(recipient=self.request.user).order_by("-created", "-id")
+
+    def get_count(self, queryset: QuerySet[Activity]) -> int:
+        return Counter.objects.value(Counter.Kind.ACTIVITY, self.request.user.pk)
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(activity_with_details(self.get_queryset()))
+        return self.get_paginated_response([activity_json(item, request) for item in page])
+
+
+# --- One log: read, create, preview, delete, comment, like ----------------------------------------
+
+
+class LogDetailView(LittlelogsView):
+    public = True
+    serializer_class = LogSerializer
+
+    @extend_schema(tags=["littlelogs"], auth=[], responses={200: LogSerializer, **errors(404)})
+    def get(self, request: Request, log_id: int) -> Response:
+        log = get_object_or_404(logs_with_details(Log.objects.all()), pk=log_id)
+        return Response(log_json(log, request))
+
+
+class LogCreateView(LittlelogsView, generics.GenericAPIView):
+    serializer_class = ContentSerializer
+
+    @extend_schema(
+        tags=["littlelogs"], request=ContentSerializer, responses={201: LogSerializer, **errors(400, 401, 403)}
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ContentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        log = services.create_log(
+            user=request.user, markdown=serializer.validated_data["content"], source=source_of(request)
+        )
+        return log_response(request, log, status.HTTP_201_CREATED)
+
+
+class LogPreviewView(LittlelogsView, generics.GenericAPIView):
+    serializer_class = ContentSerializer
+
+    @extend_schema(
+        tags=["littlelogs"], request=ContentSerializer, responses={200: PreviewSerializer, **errors(400, 401, 403)}
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ContentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rendered = render(serializer.validated_data["content"])
+        return Response({"content": rendered.html, "tags": rendered.tags, "mentions": rendered.mentions})
+
+
+class LogDeleteView(LittlelogsView):
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    def delete(self, request: Request, log_id: int) -> Response:
+        log = get_log(log_id)
+        if log.user_id != request.user.pk:
+            self.permission_denied(request, "Only its author can delete a log.")
+        services.delete_log(log=log)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CommentCreateView(LittlelogsView, generics.GenericAPIView):
+    serializer_class = ContentSerializer
+
+    @extend_schema(
+        tags=["littlelogs"], request=ContentSerializer, responses={201: LogSerializer, **errors(400, 401, 403, 404)}
+    )
+    def post(self, request: Request, log_id: int) -> Response:
+        log = get_log(log_id)
+        serializer = ContentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.add_comment(
+            log=log, user=request.user, markdown=serializer.validated_data["content"], source=source_of(request)
+        )
+        return log_response(request, log, status.HTTP_201_CREATED)
+
+
+class CommentDeleteView(LittlelogsView):
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    def delete(self, request: Request, comment_id: int) -> Response:
+        comment = get_object_or_404(Comment.objects.select_related("log"), pk=comment_id)
+        if request.user.pk not in (comment.user_id, comment.log.user_id):
+            self.permission_denied(request, "Only its author or the log's author can delete a comment.")
+        services.delete_comment(comment=comment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LikeView(LittlelogsView):
+    @extend_schema(tags=["littlelogs"], request=None, responses={201: LogSerializer, **errors(401, 403, 404)})
+    def post(self, request: Request, log_id: int) -> Response:
+        log = get_log(log_id)
+        services.like_log(log=log, user=request.user)
+        return log_response(request, log, status.HTTP_201_CREATED)
+
+
+class UnlikeView(LittlelogsView):
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    def delete(self, request: Request, log_id: int) -> Response:
+        services.unlike_log(log=get_log(log_id), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Users and follows ----------------------------------------------------------------------------
+
+
+class SelfView(LittlelogsView, generics.GenericAPIView):
+    """Who you are; PATCH changes your profile (JSON, or multipart for a new avatar)."""
+
+    serializer_class = ProfileSerializer
+
+    @extend_schema(tags=["littlelogs"], responses={200: UserSerializer, **errors(401, 403)})
+    def get(self, request: Request) -> Response:
+        return Response(user_json(request.user, request))
+
+    @extend_schema(
+        tags=["littlelogs"], request=ProfileSerializer, responses={200: UserSerializer, **errors(400, 401, 403)}
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = ProfileSerializer(request.user, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        user = serializer.save()
+        return Response(user_json(user, request))
+
+
+class UserDetailView(LittlelogsView):
+    public = True
+    serializer_class = UserSerializer
+
+    @extend_schema(tags=["littlelogs"], auth=[], responses={200: UserSerializer, **errors(404)})
+    def get(self, request: Request, username: str) -> Response:
+        return Response(user_json(get_object_or_404(User, username=username), request))
+
+
+@extend_schema_view(get=list_schema(UserSerializer, 404, public=True))
+class FollowedByView(LittlelogsView, generics.ListAPIView):
+    """Whom the user follows, most recently followed first."""
+
+    public = True
+    serializer_class = UserSerializer
+
+    def get_queryset(self) -> QuerySet[Follow]:
+        user = get_object_or_404(User, username=self.kwargs["username"])
+        return Follow.objects.filter(follower=user).select_related("followee").order_by("-created", "-id")
+
+    def people(self, follow: Follow) -> User:
+        return follow.followee
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([user_json(self.people(follow), request) for follow in page])
+
+
+@extend_schema_view(get=list_schema(UserSerializer, 404, public=True))
+class FollowersView(FollowedByView):
+    """Who follows the user, most recent first."""
+
+    def get_queryset(self) -> QuerySet[Follow]:
+        user = get_object_or_404(User, username=self.kwargs["username"])
+        return Follow.objects.filter(followee=user).select_related("follower").order_by("-created", "-id")
+
+    def people(self, follow: Follow) -> User:
+        return follow.follower
+
+
+class FollowView(LittlelogsView):
+    @extend_schema(
+        tags=["littlelogs"],
+        request=None,
+        responses={201: OpenApiResponse(description="No body."), **errors(400, 401, 403, 404)},
+    )
+    def post(self, request: Request, username: str) -> Response:
+        services.follow(follower=request.user, followee=get_object_or_404(User, username=username))
+        return Response(status=status.HTTP_201_CREATED)
+
+
+class UnfollowView(LittlelogsView):
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    def delete(self, request: Request, username: str) -> Response:
+        services.unfollow(follower=request.user, followee=get_object_or_404(User, username=username))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Tags -----------------------------------------------------------------------------------------
+
+
+@extend_schema_view(get=list_schema(TagSerializer, public=True))
+class TagListView(LittlelogsView, generics.ListAPIView):
+    """Every tag, alphabetically (case-insensitively)."""
+
+    public = True
+    serializer_class = TagSerializer
+
+    def get_queryset(self) -> QuerySet[Tag]:
+        return Tag.objects.order_by(Lower("name"))
+
+    def get_count(self, queryset: QuerySet[Tag]) -> int:
+        return Counter.objects.value(Counter.Kind.TAGS)
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([tag_json(tag) for tag in page])
+
+
+@extend_schema_view(get=list_schema(TagSerializer, 404, public=True))
+class UserTagListView(TagListView):
+    """The tags a user's logs carry, alphabetically."""
+
+    def get_queryset(self) -> QuerySet[Tag]:
+        user = get_object_or_404(User, username=self.kwargs["username"])
+        used = LogTag.objects.filter(user=user).values("tag_id")
+        return Tag.objects.filter(pk__in=used).order_by(Lower("name"))
+
+    def get_count(self, queryset: QuerySet[Tag]) -> int:
+        return queryset.count()  # one user's tags: a range of the (user, tag) index
+
+
+class TrendingTagsView(LittlelogsView):
+    """The ten tags the most people used in the last seven days (a plain list, not a page)."""
+
+    public = True
+
+    @extend_schema(tags=["littlelogs"], auth=[], responses={200: TagSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        since = timezone.now() - timedelta(days=TRENDING_DAYS)
+        ranked = (
+            LogTag.objects.filter(created__gte=since)
+            .values("tag_id")
+            .annotate(people=Count("user_id", distinct=True), latest=Max("created"))
+            .order_by("-people", "-latest")[:TRENDING_COUNT]
+        )
+        ids = [row["tag_id"] for row in ranked]
+        tags = Tag.objects.in_bulk(ids)
+        return Response([tag_json(tags[tag_id]) for tag_id in ids])
