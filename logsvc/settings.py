@@ -190,7 +190,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # CORS: the public APIs answer any origin, never with credentials.
-CORS_URLS_REGEX = r"^/(api/|count|oauth/token)"
+CORS_URLS_REGEX = r"^/(api/|count|oauth/(token|revoke_token))"
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_HEADERS = [
