@@ -80,6 +80,6 @@ def test_follow_lists_run_a_fixed_number_of_queries(anon_client, alice, django_a
 
     for n in range(30):
         services.follow(follower=User.objects.create_user(f"fan{n}"), followee=alice)
-    with django_assert_num_queries(3):  # user, count, page
+    with django_assert_num_queries(4):  # user, count, page ids, page
         r = anon_client.get("/api/1/users/following/alice/?limit=100")
     assert len(r.json()["results"]) == 30

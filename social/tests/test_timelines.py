@@ -81,7 +81,7 @@ def test_it_runs_a_fixed_number_of_queries_per_activity_page(
         services.add_comment(log=log, user=charlie if n % 2 else bob, markdown="@alice #x")
     services.follow(follower=charlie, followee=alice)
     # session, user, counter, page, 4 log prefetches, 2 for the log's comments, 2 for the comment
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         r = alice_session.get("/api/1/timelines/activity/?limit=100")
     assert len(r.json()["results"]) == r.json()["count"] == count + 1  # the comments and the follow
 
