@@ -7,6 +7,7 @@ import re
 import zlib
 from collections.abc import Callable
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.urls import is_valid_path
@@ -29,6 +30,7 @@ class ApiErrorMiddleware:
         if (
             response.status_code >= 400
             and not response.get("Content-Type", "").startswith(JSON_TYPES)
+            and not is_browsable_api_page(response)
             and family_for_path(request.path)
         ):
             new = error_response(request.path, response.status_code)
@@ -37,6 +39,13 @@ class ApiErrorMiddleware:
                     new[header] = value
             return new
         return response
+
+
+def is_browsable_api_page(response: HttpResponse) -> bool:
+    """DRF's browsable API, asked for by a browser: its error pages carry the forms a signed-in user
+    writes with (a 405 on a POST-only endpoint shows the POST form), so they stay HTML."""
+    renderer = getattr(response, "accepted_renderer", None)
+    return getattr(renderer, "format", None) == "api"
 
 
 class GzipBodyTooLarge(Exception):
@@ -152,7 +161,10 @@ class JsonpMiddleware:
 
 
 class MethodOverrideMiddleware:
-    """`POST` with `_method=DELETE` (query, form field or X-HTTP-Method-Override) is a DELETE; no other override."""
+    """`POST` with `_method=DELETE` (query, form field or X-HTTP-Method-Override, and for littlelogs a
+    JSON body field too) is a DELETE; no other override."""
+
+    JSON_BODY_LIMIT = 64 * 1024  # a delete carries no real body; don't parse big ones twice
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
@@ -162,9 +174,24 @@ class MethodOverrideMiddleware:
             method = request.GET.get("_method") or request.headers.get("X-HTTP-Method-Override", "")
             if not method and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 method = request.POST.get("_method", "")
+                # CSRF reads the form's token only on a POST: carry it over as the header a DELETE is checked by.
+                if token := request.POST.get("csrfmiddlewaretoken"):
+                    request.META.setdefault(settings.CSRF_HEADER_NAME, token)
+            elif not method and request.content_type == "application/json" and request.path.startswith("/api/1/"):
+                method = self._json_method(request)
             if method.upper() == "DELETE":
                 request.method = "DELETE"
         return self.get_response(request)
+
+    def _json_method(self, request: HttpRequest) -> str:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > self.JSON_BODY_LIMIT:
+            return ""
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return ""  # the view's parser will say what is wrong with it
+        method = body.get("_method") if isinstance(body, dict) else None
+        return method if isinstance(method, str) else ""
 
 
 class HttpResponsePermanentRedirectKeepMethod(HttpResponsePermanentRedirect):

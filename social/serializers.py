@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Prefetch, QuerySet
 from django.db.models.functions import Lower
+from django.templatetags.static import static
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -20,6 +21,7 @@ from logsvc.models import User
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
 CONTENT_MAX_LENGTH = 10_000
+DEFAULT_AVATAR = "social/avatar.svg"
 
 
 def iso(value: datetime) -> str:
@@ -73,7 +75,8 @@ def user_json(user: User, request: Request) -> dict[str, Any]:
         "bio": user.bio,
         "url": user.url,
         "location": user.location,
-        "avatar": request.build_absolute_uri(user.avatar.url) if user.avatar else None,
+        # the seed always gives an absolute URL: a default picture when the user has none
+        "avatar": request.build_absolute_uri(user.avatar.url if user.avatar else static(DEFAULT_AVATAR)),
         "timezone": user.timezone,
     }
 

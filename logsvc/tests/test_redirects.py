@@ -47,9 +47,16 @@ def test_it_does_not_override_a_get(client, db):
     assert client.get("/api/1/echo?_method=DELETE").json()["method"] == "GET"
 
 
-def test_it_does_not_read_a_form_field_from_a_json_body(client, db):
+def test_it_reads_the_override_from_a_littlelogs_json_body(client, db):
     body = json.dumps({"_method": "DELETE"})
     r = client.post("/api/1/echo", body, content_type="application/json")
+    assert r.json() == {"method": "DELETE", "body": body}
+
+
+def test_it_leaves_the_json_bodies_of_the_ingestion_apis_alone(client, db):
+    # an event may well carry a "_method" key of its own
+    body = json.dumps({"_method": "DELETE"})
+    r = client.post("/api/v1/echo", body, content_type="application/json")
     assert r.json() == {"method": "POST", "body": body}
 
 

@@ -51,6 +51,7 @@ class LogsterBoomView(BoomView):
 
 urlpatterns = [
     path("api/1/echo", echo),
+    path("api/v1/echo", echo),
     path("api/1/things/", echo),
     path("api/1/whoami", whoami),
     path("api/1/only-get", only_get),

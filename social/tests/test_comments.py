@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from social import services
 from social.models import Activity, Comment, Counter
 from social.tests.conftest import post
@@ -90,3 +92,25 @@ def test_others_cannot_delete_a_comment(bob, alice, charlie):
 
 def test_it_404s_for_an_unknown_comment(alice_session, alice):
     assert alice_session.delete("/api/1/comment/999/delete/").status_code == 404
+
+
+def test_deleting_a_comment_needs_a_user(anon_client, alice, charlie):
+    log = post(alice)
+    comment = services.add_comment(log=log, user=charlie, markdown="nice")
+    r = anon_client.delete(f"/api/1/comment/{comment.pk}/delete/")
+    assert r.status_code == 401
+    assert Comment.objects.filter(pk=comment.pk).exists()
+
+
+def test_a_comment_and_its_notifications_commit_together(alice, charlie, monkeypatch):
+    log = post(alice)
+
+    def broken(**kwargs):
+        raise RuntimeError("the notification insert failed")
+
+    # the comment row is written before the notifications: a failure there must take it back out
+    monkeypatch.setattr(services, "_notify", broken)
+    with pytest.raises(RuntimeError):
+        services.add_comment(log=log, user=charlie, markdown="nice")
+    assert not Comment.objects.exists()
+    assert not Activity.objects.exists()

@@ -83,3 +83,10 @@ def test_follow_lists_run_a_fixed_number_of_queries(anon_client, alice, django_a
     with django_assert_num_queries(4):  # user, count, page ids, page
         r = anon_client.get("/api/1/users/following/alice/?limit=100")
     assert len(r.json()["results"]) == 30
+
+
+def test_unfollowing_needs_a_user(anon_client, alice, charlie):
+    services.follow(follower=alice, followee=charlie)
+    r = anon_client.delete("/api/1/users/charlie/unfollow/")
+    assert r.status_code == 401
+    assert Follow.objects.filter(follower=alice, followee=charlie).exists()

@@ -26,7 +26,7 @@ def test_it_shows_a_log_in_the_seeds_shape(anon_client, alice, charlie):
         "bio": "Bio",
         "url": "",
         "location": "Melbourne",
-        "avatar": None,
+        "avatar": "http://testserver/static/social/avatar.svg",  # the default picture, absolute
         "timezone": "Australia/Melbourne",
     }
     assert body["source"] is None
