@@ -1157,9 +1157,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    bench = Bench(args)
+def run_bench(bench: Any, measure: Any, name: str) -> int:
+    """Set up, measure, print and write the table, and always stop the servers: Ctrl-C and SIGTERM included."""
 
     def stop(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1169,10 +1168,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         bench.setup()
-        if not args.skip_ingest:
-            bench.ingest_phase()
-        if not args.skip_queries:
-            bench.query_phase()
+        measure()
         table = bench.report()
         bench.write_details()
     except KeyboardInterrupt:
@@ -1180,12 +1176,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         bench.close()
-    (OUT / "ingest.txt").write_text(table + "\n")
+    (OUT / f"{name}.txt").write_text(table + "\n")
     print()
     print(table)
-    print(f"\n(written to {OUT / 'ingest.txt'}; per-run details in {OUT / 'ingest-details.txt'}; "
+    print(f"\n(written to {OUT / f'{name}.txt'}; per-run details in {OUT / f'{name}-details.txt'}; "
           f"took {(time.monotonic() - started) / 60:.1f} min)")  # fmt: skip
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+
+    def measure() -> None:
+        if not args.skip_ingest:
+            bench.ingest_phase()
+        if not args.skip_queries:
+            bench.query_phase()
+
+    return run_bench(bench, measure, "ingest")
 
 
 if __name__ == "__main__":

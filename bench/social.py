@@ -14,7 +14,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from bench.ingest import (  # after the path fix above
     log,
     port_answers,
     recreate_database,
+    run_bench,
     with_database,
     write_lua,
 )
@@ -515,29 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         inprocess(int(logs), subjects, token)
         return 0
     bench = SocialBench(args)
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
-    started = time.monotonic()
-    try:
-        bench.setup()
-        bench.measure()
-        table = bench.report()
-        bench.write_details()
-    except KeyboardInterrupt:
-        log("Interrupted: stopping gunicorn and wrk")
-        return 130
-    finally:
-        bench.close()
-    (OUT / "social.txt").write_text(table + "\n")
-    print()
-    print(table)
-    print(f"\n(written to {OUT / 'social.txt'}; per-run details in {OUT / 'social-details.txt'}; "
-          f"took {(time.monotonic() - started) / 60:.1f} min)")  # fmt: skip
-    return 0
+    return run_bench(bench, bench.measure, "social")
 
 
 if __name__ == "__main__":
