@@ -1125,17 +1125,22 @@ class Bench:
             self.gunicorn.stop()
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a ~3-minute smoke run (short runs, 100k rows at most)")
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """The options every benchmark here shares: rounds, warm-up, wrk threads and gunicorn workers."""
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
-    p.add_argument("--duration", type=int, default=10, help="seconds per ingest run (default 10)")
-    p.add_argument("--query-duration", type=int, default=8, help="seconds per query run (default 8)")
     p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run (default 2)")
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3, for 2 cores)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(p)
+    p.add_argument("--quick", action="store_true", help="a ~3-minute smoke run (short runs, 100k rows at most)")
+    p.add_argument("--duration", type=int, default=10, help="seconds per ingest run (default 10)")
+    p.add_argument("--query-duration", type=int, default=8, help="seconds per query run (default 8)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections for ingestion (default 32)")
     p.add_argument("--query-connections", type=int, default=4, help="wrk connections for queries (default 4)")
-    p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3, for 2 cores)")
     p.add_argument("--copy-rows", type=int, default=200_000, help="rows per (e) run, 500 per COPY (default 200k)")
     p.add_argument("--big-copy-rows", type=int, default=1_000_000, help="rows of the one big COPY (default 1M)")
     p.add_argument("--small-rows", type=int, default=10_000, help="rows per table, first query size (default 10k)")

@@ -37,6 +37,7 @@ from bench.ingest import (  # after the path fix above
     Bench,
     Gunicorn,
     WrkResult,
+    add_run_args,
     human,
     log,
     port_answers,
@@ -484,13 +485,10 @@ class SocialBench(Bench):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(p)
     p.add_argument("--quick", action="store_true", help="a short smoke run (100k logs, 1 round, 2 s runs)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
     p.add_argument("--query-duration", type=int, default=5, help="seconds per wrk run (default 5)")
-    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up before each run (default 2)")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--query-connections", type=int, default=4, help="wrk connections (default 4)")
-    p.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3, for 2 cores)")
     p.add_argument("--users", type=int, default=1000, help="seeded users, the same at both sizes (default 1000)")
     p.add_argument("--small-logs", type=int, default=10_000, help="logs of the baseline data set (default 10k)")
     p.add_argument("--large-logs", type=int, default=1_000_000, help="logs of the large data set (default 1M)")
