@@ -3,9 +3,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DJANGO_SETTINGS_MODULE := logsvc.settings
 
-.PHONY: install run test lint bench clean
+.PHONY: install system-packages run test lint bench clean
 
 install: $(VENV)/.installed
+
+# Debian packages the tests and benchmarks drive: Chromium (browser tests, through Playwright), jq (the
+# GoatCounter seed's export loop, run as a test) and wrk (benchmarks). Installed when missing and we may.
+SYSTEM_PACKAGES := chromium jq wrk
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	  else \
+	    echo "The tests need$$missing: install them (e.g. sudo apt-get install$$missing) and run make again."; exit 1; \
+	  fi; \
+	fi
 
 # Django 6 needs Python >= 3.12: take the first suitable interpreter on PATH, else one pyenv has.
 $(VENV)/.installed: requirements.txt
@@ -43,14 +57,14 @@ run: install
 
 # The whole suite on PostgreSQL: DATABASE_URL's server, else the embedded one.
 test: export SECRET_KEY ?= test-only-secret
-test: install
+test: install system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install
+bench: install system-packages
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:

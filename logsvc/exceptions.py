@@ -81,7 +81,8 @@ def error_response(
 def _details(family: str | None, exc: exceptions.APIException, data: Any) -> Any:
     if isinstance(exc, exceptions.ValidationError):
         return data if isinstance(data, dict) else {"non_field_errors": data}
-    if exc.status_code == 400 and family in ("logster", "bytelog", "goatcounter"):
+    if exc.status_code == 400 and family in ("logster", "bytelog"):
+        # (GoatCounter says it in {"error": "..."}, as for "no hits" or "unknown parameter")
         # A body that could not be parsed: say why, under the body's own key.
         key = "message" if family == "logster" else "body"
         return {key: [str(exc.detail)]}

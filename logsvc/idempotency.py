@@ -55,7 +55,9 @@ def idempotent(handler: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
                 replay["Idempotent-Replayed"] = "true"
                 return replay
             response = handler(view, request, *args, **kwargs)
-            if 200 <= response.status_code < 300:
+            # keep_for_retries: an answer to a request that stored something although it isn't a 2xx
+            # (GoatCounter's count: the valid hits stored, the others named in a 400)
+            if 200 <= response.status_code < 300 or getattr(response, "keep_for_retries", False):
                 response = view.finalize_response(request, response, *args, **kwargs)
                 response.render()
                 IdempotencyRecord.objects.create(

@@ -18,6 +18,11 @@ SCOPES = [
     ("logs:read", "Read and search Logster log messages"),
     ("events:write", "Post Bytelog events"),
     ("events:read", "Read Bytelog events"),
+    # GoatCounter's permissions, by the names its UI gives them
+    ("count", "Record pageviews"),
+    ("export", "Export"),
+    ("stats", "Read statistics"),
+    ("sites", "Read, create and update sites"),
 ]
 KEY_PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -31,6 +31,17 @@ _ENVELOPES: dict[str, Any] = {
         "LoggatorError",
         {"message": serializers.CharField(help_text='e.g. "Not Found"')},
     ),
+    "goatcounter": inline_serializer(
+        "GoatCounterError",
+        {
+            "error": serializers.CharField(required=False, help_text="What went wrong, when it is one thing."),
+            "errors": serializers.DictField(
+                child=serializers.ListField(child=serializers.CharField()),
+                required=False,
+                help_text="Problems by field, or by the index of a hit in a batch; never both error and errors.",
+            ),
+        },
+    ),
 }
 
 _WHY = {
@@ -41,6 +52,8 @@ _WHY = {
     411: "A body was sent without Content-Length.",
     413: "The body is larger than allowed (before or after gzip).",
     415: "Unsupported Content-Type or Content-Encoding.",
+    409: "The export failed: `error` says why; start a new one.",
+    410: "The export's file has expired and was deleted; start a new one.",
     429: "Rate limited: wait Retry-After seconds.",
 }
 

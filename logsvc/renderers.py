@@ -17,4 +17,5 @@ class JSONRenderer(renderers.JSONRenderer):
             return b""
         if self.get_indent(accepted_media_type or "", renderer_context or {}):
             return super().render(data, accepted_media_type, renderer_context)
-        return orjson.dumps(data, default=_encoder.default)
+        # OPT_NON_STR_KEYS: DRF keys the errors of a list field's items by their int index
+        return orjson.dumps(data, default=_encoder.default, option=orjson.OPT_NON_STR_KEYS)

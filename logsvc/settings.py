@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "logsvc",
     "events",
     "social",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -164,7 +165,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Per-IP limits trust X-Forwarded-For only as far as our own proxies put it there.
-    "NUM_PROXIES": env_int("NUM_PROXIES", 1) if BEHIND_PROXY else None,
+    # (0, not None, without a proxy: None makes DRF believe any X-Forwarded-For a client sends.)
+    "NUM_PROXIES": env_int("NUM_PROXIES", 1) if BEHIND_PROXY else 0,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -225,9 +227,23 @@ RATE_LIMITS = {
     "logster": env_rate("RATE_LIMIT_LOGSTER", "6000/60"),
     "bytelog": env_rate("RATE_LIMIT_BYTELOG", "6000/60"),
     "loggator": "",  # its seed: "Currently there is no rate limiting."
+    # GoatCounter: the seed's 60 per 120 s for /api/v0, a bigger bucket for backends counting hits, one export
+    # an hour per site, and the browser pixel's 4 a second per IP and user agent.
+    "goatcounter": env_rate("RATE_LIMIT_GOATCOUNTER", "60/120"),
+    "goatcounter-count": env_rate("RATE_LIMIT_GOATCOUNTER_COUNT", "600/60"),
+    "goatcounter-export": env_rate("RATE_LIMIT_GOATCOUNTER_EXPORT", "1/3600"),
+    "goatcounter-pixel": env_rate("RATE_LIMIT_GOATCOUNTER_PIXEL", "4/1"),
 }
 
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)
+
+# GoatCounter exports: written here by the worker, downloadable this long, then deleted (manage.py prune).
+EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))
+EXPORT_TTL_SECONDS = env_int("EXPORT_TTL_SECONDS", 24 * 60 * 60)
+# A worker killed mid-export: its export is run again, this many times in all, then marked failed.
+EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
+# Bot hits are kept apart from people's, and only this long (GoatCounter: 30 days).
+BOT_HIT_DAYS = env_int("BOT_HIT_DAYS", 30)
 # A process remembers a valid API key this long; a revocation takes effect within it (0: check every time).
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 2)
 

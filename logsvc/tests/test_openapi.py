@@ -40,6 +40,14 @@ ENDPOINTS = {
     "/api/1/tags/": {"get": set()},
     "/api/1/tags/user/{username}/": {"get": {"404"}},
     "/api/1/tags/trending/": {"get": set()},
+    # GoatCounter (analytics/views.py)
+    "/api/v0/me": {"get": {"401", "429"}},
+    "/api/v0/sites": {"get": {"401", "403", "429"}, "put": {"400", "401", "403", "429"}},
+    "/api/v0/sites/{site_id}": {"get": {"401", "403", "404", "429"}, "patch": {"400", "401", "403", "404", "429"}},
+    "/api/v0/count": {"post": {"400", "401", "403", "413", "429"}},
+    "/api/v0/export": {"post": {"400", "401", "403", "429"}},
+    "/api/v0/export/{export_id}": {"get": {"401", "403", "404", "429"}},
+    "/api/v0/export/{export_id}/download": {"get": {"401", "403", "404", "409", "410", "429"}},
 }
 
 
@@ -93,6 +101,7 @@ def test_it_describes_the_error_envelope_of_each_family(schema):
     assert envelope("/api/Log", "post", "400").endswith("/LogsterError")
     assert envelope("/api/v1/events", "post", "400").endswith("/BytelogError")
     assert envelope("/api/events/{uid}.json", "get", "404").endswith("/LoggatorError")
+    assert envelope("/api/v0/count", "post", "400").endswith("/GoatCounterError")
     components = schema["components"]["schemas"]
     assert set(components["LogsterError"]["properties"]) == {"Message", "ModelState"}
     assert set(components["LoggatorError"]["properties"]) == {"message"}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
 
 from logsvc.models import SCOPES, ApiKey, User
@@ -18,6 +19,11 @@ class Command(BaseCommand):
             user.save()
         ApiKey.objects.filter(user=user, name="demo", revoked__isnull=True).delete()
         _, raw = ApiKey.create(user=user, name="demo", scopes=[name for name, _ in SCOPES])
+        if apps.is_installed("analytics"):  # a GoatCounter site counting at this server's own host names
+            site, _ = apps.get_model("analytics", "Site").objects.get_or_create(code="demo", defaults={"owner": user})
+            domain_model = apps.get_model("analytics", "Domain")  # (unless another site has them already)
+            domains = [domain_model(site=site, domain=domain) for domain in ("localhost", "127.0.0.1")]
+            domain_model.objects.bulk_create(domains, ignore_conflicts=True)
         base = "http://127.0.0.1:8000"
         self.stdout.write(
             f"\nDemo user: demo / demo (admin at {base}/admin/)\n"
@@ -28,5 +34,8 @@ class Command(BaseCommand):
             f"  curl -s -X POST {base}/api/v1/events -H 'Authorization: Bearer {raw}' \\\n"
             """    -H 'Content-Type: application/json' -d '{"name": "click", "trace_id": "t1", "data": {}}'\n"""
             f"  curl -s '{base}/api/v1/events' -H 'Authorization: Bearer {raw}'\n"
+            f"  curl -s -X POST {base}/api/v0/count -H 'Authorization: Bearer {raw}' \\\n"
+            """    -H 'Content-Type: application/json' -d '{"no_sessions": true, "hits": [{"path": "/hello"}]}'\n"""
+            f"  curl -s -o /dev/null -w '%{{http_code}}\\n' '{base}/count?p=/from-a-browser&t=Hello'\n"
             f"API reference: {base}/api.html\n"
         )

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from analytics.models import BotHit, Domain, Export, Hit, Path, Site
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 1
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ("code", "owner", "domain_list", "timezone", "public", "created_at")
+    list_filter = ("public", "created_at")
+    search_fields = ("code", "owner__username", "domains__domain")
+    raw_id_fields = ("owner",)
+    filter_horizontal = ("api_keys",)
+    inlines = [DomainInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner").prefetch_related("domains")
+
+    @admin.display(description="domains")
+    def domain_list(self, site: Site) -> str:
+        return ", ".join(domain.domain for domain in site.domains.all())
+
+
+@admin.register(Path)
+class PathAdmin(admin.ModelAdmin):
+    list_display = ("path", "title", "event", "site")
+    list_filter = ("event",)
+    search_fields = ("path", "title")
+    raw_id_fields = ("site",)
+    show_full_result_count = False
+
+
+@admin.register(Hit)
+class HitAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "site", "path", "first_visit", "ref", "browser", "system", "location")
+    list_filter = ("first_visit", "ref_scheme", "created_at")
+    search_fields = ("path__path", "ref")
+    raw_id_fields = ("site", "path")
+    list_select_related = ("site", "path")
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # COUNT(*) over millions of hits on every page is slow
+
+
+@admin.register(BotHit)
+class BotHitAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "site", "path", "bot", "user_agent")
+    list_filter = ("bot", "created_at")
+    search_fields = ("path", "user_agent")
+    raw_id_fields = ("site",)
+    list_select_related = ("site",)
+    show_full_result_count = False
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    list_display = ("id", "site", "created_at", "finished_at", "num_rows", "size", "attempts", "error")
+    list_filter = ("finished_at",)
+    raw_id_fields = ("site",)
+    readonly_fields = ("file",)

@@ -1,0 +1,204 @@
+"""GoatCounter's data: sites, their paths, the hits counted on them, bots kept apart, and exports.
+
+Visitors are counted without cookies and without keeping an IP: a hit carries a hash of site, IP and user
+agent under a salt that rotates daily (see Salt), and VisitorPath remembers for that day which paths a hash
+has seen, so `first_visit` is known without storing who the visitor was.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
+from django.utils import timezone as tz
+
+from logsvc.models import ApiKey
+
+CODE_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$",
+    "Use 3 to 50 lower-case letters, digits and dashes, starting and ending with a letter or digit.",
+)
+DOMAIN_VALIDATOR = RegexValidator(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    "Enter a host name such as stats.example.com (no scheme, port or path).",
+)
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Amsterdam or UTC.")
+
+
+class Site(models.Model):
+    code = models.CharField(max_length=50, unique=True, validators=[CODE_VALIDATOR])
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sites")
+    # Days and hours on the dashboard and in stats are this zone's (GoatCounter's #337, #431, #852).
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    public = models.BooleanField(default=False, help_text="Anyone may read the dashboard, without logging in.")
+    ignore_ips = ArrayField(
+        models.GenericIPAddressField(), default=list, blank=True, help_text="Hits from these IPs are not counted."
+    )
+    # API keys that act for this site whatever the Host of the request (createapikey --site).
+    api_keys = models.ManyToManyField(ApiKey, blank=True, related_name="sites")
+    created_at = models.DateTimeField(default=tz.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Domain(models.Model):
+    """A host name a site is reached at: the pixel and /api/v0 find the site from the request's Host."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253, unique=True, validators=[DOMAIN_VALIDATOR])
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args, **kwargs) -> None:
+        self.domain = self.domain.lower()
+        super().save(*args, **kwargs)
+
+
+class Path(models.Model):
+    """A page (or an event name) of a site; its title is the last one a hit reported."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="paths")
+    path = models.TextField()
+    title = models.TextField(blank=True)
+    event = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "event", "path"], name="analytics_path_unique")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Hit(models.Model):
+    """One pageview or event of a person (bots go to BotHit). Millions of rows: the site's hits are read by
+    id (exports, and the rollups that answer stats), so (site, id) is the index. Deleting a site deletes them
+    with one statement (see delete_hits_with_site), not one by one through Django's collector."""
+
+    id = models.BigAutoField(primary_key=True)
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+    visitor = models.UUIDField(null=True, blank=True)  # the day's salted hash; null with no_sessions
+    first_visit = models.BooleanField(default=True)
+    ref = models.TextField(blank=True)
+    ref_scheme = models.CharField(max_length=1, blank=True)  # h http, g generated, c campaign, o other
+    campaign = models.TextField(blank=True)
+    browser = models.CharField(max_length=100, blank=True)
+    system = models.CharField(max_length=100, blank=True)
+    size = models.IntegerField(null=True, blank=True)  # screen width
+    location = models.CharField(max_length=10, blank=True)
+    language = models.CharField(max_length=3, blank=True)
+    created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["site", "id"], name="analytics_hit_site_id")]
+
+    def __str__(self) -> str:
+        return f"hit {self.pk}"
+
+
+class BotHit(models.Model):
+    """A hit from a bot: kept apart from people's, and only for BOT_HIT_DAYS (manage.py prune)."""
+
+    id = models.BigAutoField(primary_key=True)
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    path = models.TextField()
+    bot = models.PositiveSmallIntegerField()
+    user_agent = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        verbose_name = "bot hit"
+        indexes = [
+            models.Index(fields=["site", "id"], name="analytics_bothit_site_id"),
+            models.Index(fields=["created_at"], name="analytics_bothit_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bot hit {self.pk}"
+
+
+class Salt(models.Model):
+    """The day's secret for visitor hashes. Deleted once the day is over, so no hash can be recomputed."""
+
+    day = models.DateField(unique=True)
+    value = models.BinaryField(max_length=32)
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class VisitorPath(models.Model):
+    """That visitor hash (of today's salt) has seen that path: the next hit there is not a first visit."""
+
+    visitor = models.UUIDField()
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+    created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["visitor", "path"], name="analytics_visitorpath_unique")]
+        indexes = [models.Index(fields=["created_at"], name="analytics_visitorpath_created")]
+
+    def __str__(self) -> str:
+        return f"{self.visitor} on path {self.path_id}"
+
+
+class Export(models.Model):
+    """A CSV export of a site's hits, written by the worker (analytics.tasks.run_export)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="exports")
+    start_from_hit_id = models.BigIntegerField(null=True, blank=True)
+    last_hit_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=tz.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    num_rows = models.BigIntegerField(null=True, blank=True)
+    size = models.CharField(max_length=20, blank=True)  # MB with one decimal, as GoatCounter
+    hash = models.CharField(max_length=80, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    file = models.CharField(max_length=500, blank=True, editable=False)  # never shown: a server path
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of {self.site}"
+
+    @property
+    def expires_at(self):
+        if self.finished_at is None:
+            return None
+        return self.finished_at + timedelta(seconds=settings.EXPORT_TTL_SECONDS)
+
+    def is_expired(self) -> bool:
+        expires = self.expires_at
+        return expires is not None and expires <= tz.now()
+
+
+@receiver(pre_delete, sender=Site)
+def delete_hits_with_site(sender: type[Site], instance: Site, **kwargs) -> None:
+    """The hit tables' foreign keys say DO_NOTHING so Django never loads millions of rows to delete them."""
+    paths = Path.objects.filter(site=instance)
+    VisitorPath.objects.filter(path__in=paths).delete()
+    Hit.objects.filter(site=instance).delete()
+    BotHit.objects.filter(site=instance).delete()

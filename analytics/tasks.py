@@ -1,0 +1,205 @@
+"""Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV exports.
+
+An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a file, so the
+worker's memory stays flat whatever the number of hits. While it runs, the worker holds a session-level
+advisory lock on the export: if the worker dies, PostgreSQL drops the lock with its connection, and
+reap_stale_exports() (run when anyone looks at the export, and by `manage.py prune`) sees a started export
+nobody holds and runs it again, or marks it failed after EXPORT_MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import logging
+import os
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.tasks import task
+from django.utils import timezone
+
+from analytics.models import BotHit, Export, Hit, Path, Salt, VisitorPath
+
+logger = logging.getLogger(__name__)
+
+# GoatCounter's CSV version 2: the version digit glued to the first column's name.
+CSV_HEADER = (
+    "2Path,Title,Event,UserAgent,Browser,System,Session,Bot,Referrer,Referrer scheme,Screen size,Location,"
+    "FirstVisit,Date\n"
+)
+LOCK_NAMESPACE = 0x6578  # "ex": advisory locks (namespace, export id) are exports being written
+
+
+def _export_sql() -> str:
+    # NULLIF: PostgreSQL's CSV quotes an empty string (""), Go's writer and GoatCounter's files leave it bare.
+    hit, path = Hit._meta.db_table, Path._meta.db_table
+    return f"""
+        COPY (
+            SELECT p.path, NULLIF(p.title, ''), CASE WHEN p.event THEN 1 ELSE 0 END, NULL,
+                   NULLIF(h.browser, ''), NULLIF(h.system, ''), replace(h.visitor::text, '-', ''), 0,
+                   NULLIF(h.ref, ''), NULLIF(h.ref_scheme, ''),
+                   CASE WHEN h.size IS NULL THEN NULL ELSE h.size || ',0,1' END, NULLIF(h.location, ''),
+                   CASE WHEN h.first_visit THEN 1 ELSE 0 END,
+                   to_char(h.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+            FROM {hit} h JOIN {path} p ON p.id = h.path_id
+            WHERE h.site_id = %s AND h.id > %s AND h.id <= %s
+            ORDER BY h.id
+        ) TO STDOUT WITH (FORMAT csv)
+    """
+
+
+def export_path(export: Export) -> str:
+    stamp = export.created_at.strftime("%Y%m%dT%H%M%SZ")
+    return os.path.join(settings.EXPORT_DIR, f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.csv.gz")
+
+
+def _last_committed_hit_id(site_id: int, start: int) -> int:
+    """The highest hit id below which every hit has committed, so `last_hit_id` is a cursor that skips nothing.
+
+    Ids are handed out when a hit is inserted, not when it commits: a hit with a lower id can still be on
+    its way. A SHARE lock waits for the inserts in flight (milliseconds) and keeps new ones out while the
+    maximum is read; any insert after it gets a higher id.
+    """
+    table = Hit._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
+        cursor.execute(f"SELECT max(id) FROM {table} WHERE site_id = %s AND id > %s", [site_id, start])
+        return cursor.fetchone()[0] or start
+
+
+def _try_lock(cursor, export_id: int) -> bool:
+    cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, export_id])
+    return cursor.fetchone()[0]
+
+
+def _unlock(cursor, export_id: int) -> None:
+    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, export_id])
+
+
+@task()
+def run_export(export_id: int) -> None:
+    with connection.cursor() as cursor:
+        if not _try_lock(cursor, export_id):
+            return  # another worker has it
+        try:
+            # Read under the lock: a worker that finished it a moment ago has released the lock by now.
+            export = Export.objects.select_related("site").filter(pk=export_id, finished_at=None).first()
+            if export is None:
+                return  # finished (or failed) meanwhile, or deleted with its site
+            _write_export(export, cursor)
+        except Exception as error:
+            logger.exception("Export %s failed", export_id)
+            Export.objects.filter(pk=export_id).update(
+                error=f"The export failed ({type(error).__name__}); start a new one.", finished_at=timezone.now()
+            )
+        finally:
+            _unlock(cursor, export_id)
+
+
+def _write_export(export: Export, cursor) -> None:
+    Export.objects.filter(pk=export.pk).update(started_at=timezone.now(), attempts=export.attempts + 1)
+    start = export.start_from_hit_id or 0
+    last = _last_committed_hit_id(export.site_id, start)
+    path = export_path(export)
+    os.makedirs(settings.EXPORT_DIR, exist_ok=True)
+    partial = f"{path}.partial"
+    try:
+        rows = _write_csv(export, cursor, partial, start, last)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+        raise
+    os.replace(partial, path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as written:
+        while block := written.read(1 << 20):
+            digest.update(block)
+    size = os.path.getsize(path)
+    Export.objects.filter(pk=export.pk).update(
+        file=path,
+        last_hit_id=last if last > start else export.start_from_hit_id,
+        num_rows=rows,
+        size=f"{max(size / 1_000_000, 0.1):.1f}",
+        hash=f"sha256-{digest.hexdigest()}",
+        finished_at=timezone.now(),
+    )
+
+
+def _write_csv(export: Export, cursor, partial: str, start: int, last: int) -> int:
+    """COPY the hits to partial, gzip'd; returns how many rows."""
+    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out:
+        out.write(CSV_HEADER.encode())
+        with cursor.cursor.copy(_export_sql(), [export.site_id, start, last]) as copy:
+            # COPY hands over a row at a time: gzip gets them 64 KiB at a time, which is several times faster
+            pending: list = []
+            pending_bytes = 0
+            for chunk in copy:
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes >= 1 << 16:
+                    out.write(b"".join(pending))
+                    pending.clear()
+                    pending_bytes = 0
+            out.write(b"".join(pending))
+        return cursor.cursor.rowcount
+
+
+def reap_stale_exports(site_id: int | None = None) -> int:
+    """Exports whose worker died: run them again, or fail them after EXPORT_MAX_ATTEMPTS. Returns how many."""
+    stale = Export.objects.filter(finished_at=None).exclude(started_at=None)
+    if site_id is not None:
+        stale = stale.filter(site_id=site_id)
+    reaped = 0
+    with connection.cursor() as cursor:
+        for export in stale:
+            if not _try_lock(cursor, export.pk):
+                continue  # a worker is writing it
+            try:
+                with transaction.atomic():
+                    current = Export.objects.select_for_update().get(pk=export.pk)
+                    if current.finished_at is not None or current.started_at is None:
+                        continue
+                    if current.attempts >= settings.EXPORT_MAX_ATTEMPTS:
+                        current.error = (
+                            f"The export was interrupted {current.attempts} times; start a new one, and if it "
+                            "happens again tell the server's operator (the worker may run out of memory or time)."
+                        )
+                        current.finished_at = timezone.now()
+                        current.save(update_fields=["error", "finished_at"])
+                    else:
+                        current.started_at = None
+                        current.save(update_fields=["started_at"])
+                        run_export.enqueue(current.pk)
+                    reaped += 1
+            finally:
+                _unlock(cursor, export.pk)
+    return reaped
+
+
+def delete_expired_exports() -> int:
+    """Delete the files of exports past EXPORT_TTL_SECONDS (their rows stay, and answer 410). Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.EXPORT_TTL_SECONDS)
+    expired = Export.objects.filter(finished_at__lte=cutoff).exclude(Q(file="") | Q(file__isnull=True))
+    deleted = 0
+    for export in expired:
+        try:
+            os.remove(export.file)
+        except FileNotFoundError:
+            pass
+        Export.objects.filter(pk=export.pk).update(file="")
+        deleted += 1
+    return deleted
+
+
+def delete_old_visitor_data() -> dict[str, int]:
+    """What `manage.py prune` deletes besides export files: bot hits past BOT_HIT_DAYS, and the visitor paths
+    and salts of past days (once a day's salt is gone, nobody can recompute that day's visitor hashes)."""
+    now = timezone.now()
+    bot_hits, _ = BotHit.objects.filter(created_at__lt=now - timedelta(days=settings.BOT_HIT_DAYS)).delete()
+    visitor_paths, _ = VisitorPath.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
+    salts, _ = Salt.objects.filter(day__lt=now.date()).delete()
+    return {"bot hits": bot_hits, "visitor paths": visitor_paths, "salts": salts}

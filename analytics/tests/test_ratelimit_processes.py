@@ -1,0 +1,235 @@
+"""GoatCounter's rate limits: /api/v0's 60 per 120 s with headers, counted per key, shared across processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+import time_machine
+from django.conf import settings as django_settings
+from rest_framework.test import APIClient
+
+from analytics import sites
+from analytics.models import Hit, Site
+from conftest import client_with_key, make_key
+from logsvc.models import RateLimitCounter
+
+ME = "/api/v0/me"
+COUNT = "/api/v0/count"
+START = datetime(2030, 1, 1, 12, 0, 10, tzinfo=UTC)  # 10 s into a 120 s window: 110 s left
+REDIS_URL = "redis://127.0.0.1:6379/15"
+ROOT = Path(__file__).resolve().parents[2]
+ONE_HIT = {"no_sessions": True, "hits": [{"path": "/"}]}
+
+
+@pytest.fixture(autouse=True)
+def _clean_sites_cache():
+    sites._recent.clear()
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def blog(alice) -> Site:
+    return Site.objects.create(code="alice-blog", owner=alice)
+
+
+def rate_headers(response) -> tuple[str, str, str]:
+    return response["X-Rate-Limit-Limit"], response["X-Rate-Limit-Remaining"], response["X-Rate-Limit-Reset"]
+
+
+def test_it_counts_down_in_headers_and_answers_429_past_the_limit(settings, api_client, blog, frozen):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter": "3/120"}
+    seen = [rate_headers(api_client.get(ME)) for _ in range(3)]
+    assert seen == [("3", "2", "110"), ("3", "1", "110"), ("3", "0", "110")]
+    r = api_client.get("/api/v0/sites")
+    assert r.status_code == 429
+    assert r["Retry-After"] == "110"
+    assert rate_headers(r) == ("3", "0", "110")
+    assert list(r.json()) == ["error"]
+    counter = RateLimitCounter.objects.get()
+    assert (counter.key.startswith("goatcounter:key:"), counter.count) == (True, 4)
+
+    frozen.shift(timedelta(seconds=110))
+    r = api_client.get(ME)
+    assert r.status_code == 200
+    assert rate_headers(r) == ("3", "2", "120")
+
+
+def test_the_default_is_the_seeds_60_per_120_seconds(api_client, blog, frozen):
+    assert django_settings.RATE_LIMITS["goatcounter"] == "60/120"
+    assert rate_headers(api_client.get(ME)) == ("60", "59", "110")
+
+
+def test_it_counts_per_key(settings, api_client, alice, charlie_client, blog, frozen):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter": "2/120"}
+    for _ in range(2):
+        api_client.get(ME)
+    assert api_client.get(ME).status_code == 429
+    assert charlie_client.get(ME)["X-Rate-Limit-Remaining"] == "1"
+    r = client_with_key(make_key(alice)).get(ME)
+    assert (r.status_code, r["X-Rate-Limit-Remaining"]) == (200, "1")
+
+
+def test_a_wrong_key_does_not_use_up_a_valid_keys_budget(settings, api_client, alice_key, blog, frozen):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter": "2/120"}
+    assert api_client.get(ME)["X-Rate-Limit-Remaining"] == "1"
+    wrong = alice_key[:-4] + ("AAAA" if not alice_key.endswith("AAAA") else "BBBB")
+    for _ in range(5):
+        r = client_with_key(wrong).get(ME)
+        assert r.status_code == 401
+        assert "X-Rate-Limit-Remaining" not in r
+    r = api_client.get(ME)
+    assert (r.status_code, r["X-Rate-Limit-Remaining"]) == (200, "0")
+    assert RateLimitCounter.objects.get().count == 2
+
+
+def test_count_has_its_own_bigger_bucket(settings, api_client, blog, frozen):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter": "1/120", "goatcounter-count": "2/120"}
+    assert api_client.get(ME).status_code == 200
+    for _ in range(2):
+        r = api_client.post(COUNT, ONE_HIT, format="json")
+        assert r.status_code == 202
+    assert r["X-Rate-Limit-Limit"] == "2"
+    r = api_client.post(COUNT, ONE_HIT, format="json")
+    assert r.status_code == 429
+    assert r["Retry-After"] == "110"
+    assert Hit.objects.count() == 2
+
+
+def test_an_anonymous_request_is_refused_before_it_is_counted(settings, blog, frozen):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter": "1/120"}
+    for _ in range(3):
+        assert APIClient().get(ME).status_code == 401
+    assert not RateLimitCounter.objects.exists()
+
+
+# --- Two server processes share the counters ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_servers(request, count: int, env: dict[str, str]) -> list[str]:
+    """count gunicorn processes of logsvc on free ports, stopped when the test ends; their base URLs."""
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    servers: list[tuple[subprocess.Popen, str]] = []
+
+    def stop() -> None:
+        for process, _ in servers:
+            process.terminate()
+        for process, _ in servers:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    request.addfinalizer(stop)
+    for _ in range(count):
+        port = free_port()
+        process = subprocess.Popen(
+            [gunicorn, "logsvc.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        servers.append((process, f"http://127.0.0.1:{port}"))
+    deadline = time.monotonic() + 20
+    for process, url in servers:
+        while True:
+            try:
+                requests.get(f"{url}{ME}", timeout=15)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None:
+                    pytest.fail(f"server at {url} exited: {process.stderr.read().decode()[-2000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server at {url} did not start in 20 s")
+                time.sleep(0.1)
+    return [url for _, url in servers]
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    database = django_settings.DATABASES["default"]
+    url = (
+        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("RATE_LIMIT_", "PYTEST"))}
+    return env | {
+        "DATABASE_URL": url,
+        "CONN_MAX_AGE": "0",
+        "SECRET_KEY": "test-only-secret",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "RATE_LIMIT_GOATCOUNTER_COUNT": "5/60",
+        "API_KEY_CACHE_SECONDS": "0",
+        **extra,
+    }
+
+
+def wait_for_room_in_the_window(period: int = 60, needed: float = 5) -> None:
+    """The counters are per fixed window: don't let the window end halfway through the test."""
+    left = period - time.time() % period
+    if left < needed:
+        time.sleep(left + 0.1)
+
+
+@pytest.mark.parametrize("backend", ["postgres", "redis"])
+def test_two_processes_share_one_budget(request, transactional_db, alice, backend):
+    extra = {"REDIS_URL": ""}
+    if backend == "redis":
+        try:
+            redis.Redis.from_url(REDIS_URL).ping()
+        except redis.RedisError as exc:
+            pytest.skip(f"needs a Redis at {REDIS_URL}: {exc}")
+        extra = {"REDIS_URL": REDIS_URL}
+    Site.objects.create(code="alice-blog", owner=alice)
+    raw = make_key(alice, "count")
+    if backend == "redis":  # another run's counters for a key with this id
+        server = redis.Redis.from_url(REDIS_URL)
+        for name in server.scan_iter("ratelimit:goatcounter-count:key:*"):
+            server.delete(name)
+    urls = start_servers(request, 2, server_env(**extra))
+    wait_for_room_in_the_window()
+
+    answers = []
+    for n in range(7):
+        r = requests.post(
+            f"{urls[n % 2]}{COUNT}",
+            json={"no_sessions": True, "hits": [{"path": f"/{n}"}]},
+            headers={"Authorization": f"Bearer {raw}"},
+            timeout=10,
+        )
+        answers.append((r.status_code, r.headers.get("X-Rate-Limit-Remaining")))
+        if r.status_code == 429:
+            assert r.headers["Retry-After"]
+            assert list(r.json()) == ["error"]
+    assert answers == [
+        (202, "4"),
+        (202, "3"),
+        (202, "2"),
+        (202, "1"),
+        (202, "0"),
+        (429, "0"),
+        (429, "0"),
+    ]
+    assert sorted(Hit.objects.values_list("path__path", flat=True)) == ["/0", "/1", "/2", "/3", "/4"]
+    if backend == "postgres":
+        assert RateLimitCounter.objects.get().count == 7

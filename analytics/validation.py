@@ -1,0 +1,215 @@
+"""Checking hits from /api/v0/count and the /count pixel, GoatCounter's fields and limits.
+
+Hand-written rather than a DRF serializer: a batch is 500 hits and a serializer costs more per hit than
+storing it does. Each problem is a sentence that says what to send instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from analytics import hitinfo
+from analytics.services import CleanHit, visitor_hash
+
+HIT_FIELDS = frozenset(
+    ["path", "title", "event", "ref", "size", "query", "bot", "user_agent", "location", "language", "ip"]
+    + ["created_at", "session"]
+)
+MAX_SESSION = 256
+FUTURE_LEEWAY = timedelta(seconds=5)
+NO_SESSION = "session or browser/IP not set; use no_sessions if you don't want to track unique visits"
+
+
+class HitError(ValueError):
+    """Why a hit was refused; the others in its batch are stored all the same."""
+
+
+class Ignored(Exception):
+    """A hit that is valid but not counted: a path GoatCounter ignores, or an IP on the site's ignore list."""
+
+
+def _text(raw: dict[str, Any], name: str, limit: int | None = None) -> str:
+    value = raw.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise HitError(f"{name}: must be a string")
+    if "\x00" in value:
+        raise HitError(f"{name}: must not contain NUL characters")
+    if limit is not None and len(value.encode()) > limit:
+        raise HitError(f"{name}: may be at most {limit} bytes long")
+    return value
+
+
+def _created_at(raw: dict[str, Any], now: datetime) -> datetime | None:
+    value = raw.get("created_at")
+    if value is None:
+        return None
+    try:
+        created = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        created = None
+    if created is None or created.tzinfo is None:
+        raise HitError("created_at: use an RFC 3339 time with a zone, such as 2026-11-23T10:15:00Z")
+    if created > now + FUTURE_LEEWAY:
+        raise HitError("created_at: is in the future")
+    return created
+
+
+def _clean_ip(ip: str) -> str:
+    """The IP in its canonical form (so one visitor hashes alike); inet_pton first: ipaddress is slow."""
+    if not ip:
+        return ""
+    try:
+        socket.inet_pton(socket.AF_INET, ip)
+        return ip
+    except OSError:
+        pass
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise HitError("ip: must be an IPv4 or IPv6 address") from None
+
+
+def _bot_hint(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
+        raise HitError("bot: must be a whole number from 0 to 255")
+    return value
+
+
+def clean_api_hit(
+    raw: Any, *, site_id: int, site_hosts: tuple[str, ...], no_sessions: bool, ignore_ips: frozenset[str]
+) -> CleanHit:
+    """One hit of a POST /api/v0/count batch; raises HitError (refused) or Ignored (skipped)."""
+    if not isinstance(raw, dict):
+        raise HitError('must be an object such as {"path": "/page"}')
+    if unknown := sorted(set(raw) - HIT_FIELDS):
+        raise HitError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(HIT_FIELDS))}")
+    now = timezone.now()
+    path = _text(raw, "path", hitinfo.MAX_PATH)
+    if not path:
+        raise HitError("path: must be set")
+    event = raw.get("event", False)
+    if not isinstance(event, bool):
+        raise HitError("event: must be true or false")
+    title = _text(raw, "title", hitinfo.MAX_TITLE)
+    ref = _text(raw, "ref", hitinfo.MAX_REF)
+    query = _text(raw, "query", hitinfo.MAX_REF)
+    user_agent = _text(raw, "user_agent", hitinfo.MAX_USER_AGENT)
+    session = _text(raw, "session", MAX_SESSION)
+    ip = _clean_ip(_text(raw, "ip", 45))
+    try:
+        size = hitinfo.parse_size(raw.get("size"))
+    except ValueError as error:
+        raise HitError(f"size: {error}") from None
+    try:
+        location = hitinfo.parse_location(_text(raw, "location", 10))
+    except ValueError as error:
+        raise HitError(f"location: {error}") from None
+    language = hitinfo.parse_language(_text(raw, "language", 100))
+    hint = _bot_hint(raw.get("bot"))
+    created_at = _created_at(raw, now)
+    if session:
+        visitor = visitor_hash(site_id, session=session)
+    elif user_agent and ip:
+        visitor = visitor_hash(site_id, ip=ip, user_agent=user_agent)
+    elif no_sessions:
+        visitor = None
+    else:
+        raise HitError(NO_SESSION)
+    if ip and ip in ignore_ips:
+        raise Ignored(ip)
+    cleaned = hitinfo.clean_path(path, event)
+    if cleaned is None:
+        raise Ignored(path)
+    # A backend that sends no user agent is not a bot for lack of one; only a UA it does send is judged.
+    bot = hitinfo.detect_bot(user_agent, hint) if user_agent else (hint if hint > 1 else 0)
+    browser, system = hitinfo.parse_user_agent(user_agent) if user_agent else ("", "")
+    # Campaigns come from pageviews' query strings only, as in GoatCounter.
+    referrer, scheme, campaign = hitinfo.parse_ref(ref, "" if event else query, site_hosts)
+    return CleanHit(
+        path=cleaned,
+        title=title,
+        event=event,
+        ref=referrer,
+        ref_scheme=scheme,
+        campaign=campaign,
+        browser=browser,
+        system=system,
+        size=size,
+        location=location,
+        language=language,
+        bot=bot,
+        user_agent=user_agent,
+        visitor=visitor,
+        created_at=created_at,
+    )
+
+
+def _clip(value: str, limit: int) -> str:
+    """At most limit bytes of UTF-8: a browser's long title is cut, not a reason to lose the pageview."""
+    return value.encode()[:limit].decode(errors="ignore")
+
+
+TRUE_WORDS = {"true", "1", "on", "yes", "t"}
+FALSE_WORDS = {"false", "0", "off", "no", "f", ""}
+
+
+def clean_pixel_hit(
+    params: dict[str, str], *, site_id: int, site_hosts: tuple[str, ...], ip: str, user_agent: str, language: str
+) -> CleanHit:
+    """A hit from the browser pixel's query string (p t r e s q b ns); raises HitError or Ignored."""
+    path = params.get("p", "")
+    if not path:
+        raise HitError("no path (p) given")
+    if len(path.encode()) > hitinfo.MAX_PATH:
+        raise HitError(f"path (p) is longer than {hitinfo.MAX_PATH} bytes")
+    if any("\x00" in value for value in params.values()):
+        raise HitError("parameters must not contain NUL characters")
+    event_word = params.get("e", "").lower()
+    if event_word not in TRUE_WORDS | FALSE_WORDS:
+        raise HitError(f"e: {params['e']!r} is not a boolean (true or false)")
+    event = event_word in TRUE_WORDS
+    hint = 0
+    if params.get("b"):
+        try:
+            hint = int(params["b"])
+        except ValueError:
+            hint = -1
+        if not 150 <= hint <= 255:
+            raise HitError("b: must be a number from 150 (set by count.js for headless browsers)")
+    try:
+        size = hitinfo.parse_size(params.get("s") or None)
+    except ValueError as error:
+        raise HitError(f"s: {error}") from None
+    cleaned = hitinfo.clean_path(path, event)
+    if cleaned is None:
+        raise Ignored(path)
+    title = _clip(params.get("t", ""), hitinfo.MAX_TITLE)
+    referrer, scheme, campaign = hitinfo.parse_ref(
+        _clip(params.get("r", ""), hitinfo.MAX_REF), params.get("q", ""), site_hosts
+    )
+    browser, system = hitinfo.parse_user_agent(user_agent)
+    no_session = params.get("ns", "").lower() in TRUE_WORDS
+    return CleanHit(
+        path=cleaned,
+        title=title,
+        event=event,
+        ref=referrer,
+        ref_scheme=scheme,
+        campaign=campaign,
+        browser=browser,
+        system=system,
+        size=size,
+        language=hitinfo.parse_language(language),
+        bot=hitinfo.detect_bot(user_agent, hint),
+        user_agent=_clip(user_agent, hitinfo.MAX_USER_AGENT),
+        visitor=None if no_session else visitor_hash(site_id, ip=ip, user_agent=user_agent),
+    )

@@ -1,0 +1,387 @@
+"""GoatCounter's API (/api/v0: me, sites, count, export) and the browser's /count pixel and /count.js."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.db import transaction
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from analytics import sites
+from analytics.models import Export, Site
+from analytics.serializers import ExportSerializer, SiteSerializer
+from analytics.services import CleanHit, record_hits, record_one_hit, visitor_hash
+from analytics.tasks import reap_stale_exports, run_export
+from analytics.validation import HitError, Ignored, clean_api_hit, clean_pixel_hit
+from logsvc import ratelimit
+from logsvc.auth import ApiKeyAuthentication
+from logsvc.idempotency import idempotent
+from logsvc.openapi import error_responses
+
+MAX_HITS = 500
+
+
+class GoatCounterView(APIView):
+    error_family = "goatcounter"
+    throttle_scope = "goatcounter"
+    authentication_classes = [ApiKeyAuthentication]
+
+
+class MeView(GoatCounterView):
+    @extend_schema(
+        summary="The user and the API key of this request",
+        responses={200: OpenApiTypes.OBJECT, **error_responses("goatcounter", 401, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        user, key = request.user, request.auth
+        return Response(
+            {
+                "user": {"id": user.pk, "username": user.username, "email": user.email},
+                "token": {
+                    "name": key.name,
+                    "scopes": sorted(key.scopes),
+                    "sites": [site.pk for site in sites.sites_of_key(key)],
+                    "bound_to_sites": key.sites.exists(),
+                },
+            }
+        )
+
+
+class SiteListView(GoatCounterView):
+    required_scopes = {"GET": "sites", "PUT": "sites"}
+
+    @extend_schema(
+        operation_id="api_v0_sites_list",
+        summary="The sites this key may act for",
+        responses={
+            200: inline_serializer("SiteList", {"sites": SiteSerializer(many=True)}),
+            **error_responses("goatcounter", 401, 403, 429),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"sites": SiteSerializer(sites.sites_of_key(request.auth), many=True).data})
+
+    @extend_schema(
+        summary="Create a site (GoatCounter creates with PUT)",
+        request=SiteSerializer,
+        responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
+    )
+    def put(self, request: Request) -> Response:
+        serializer = SiteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        site = serializer.save(owner=request.user)
+        if request.auth.sites.exists():  # a key bound to sites acts for the sites it creates too
+            request.auth.sites.add(site)
+        return Response(SiteSerializer(site).data)
+
+
+class SiteDetailView(GoatCounterView):
+    required_scopes = {"GET": "sites", "PATCH": "sites"}
+
+    def get_site(self, request: Request, site_id: int) -> Site:
+        for site in sites.sites_of_key(request.auth):
+            if site.pk == site_id:
+                return site
+        raise exceptions.NotFound("no such site (or not one of this key's)")
+
+    @extend_schema(
+        summary="One site", responses={200: SiteSerializer, **error_responses("goatcounter", 401, 403, 404, 429)}
+    )
+    def get(self, request: Request, site_id: int) -> Response:
+        return Response(SiteSerializer(self.get_site(request, site_id)).data)
+
+    @extend_schema(
+        summary="Change the fields sent",
+        request=SiteSerializer,
+        responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
+    )
+    def patch(self, request: Request, site_id: int) -> Response:
+        serializer = SiteSerializer(self.get_site(request, site_id), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return Response(SiteSerializer(serializer.save()).data)
+
+
+HIT_SCHEMA_FIELDS = {
+    "path": serializers.CharField(help_text="Path of the page, or the event's name; required."),
+    "title": serializers.CharField(required=False),
+    "event": serializers.BooleanField(required=False),
+    "ref": serializers.CharField(required=False, help_text="Referrer: a URL or free text."),
+    "size": serializers.ListField(child=serializers.FloatField(), required=False, help_text="[screen width]"),
+    "query": serializers.CharField(required=False, help_text="The page's query string, for campaigns."),
+    "bot": serializers.IntegerField(required=False),
+    "user_agent": serializers.CharField(required=False),
+    "location": serializers.CharField(required=False, help_text="ISO 3166 country (US) or region (US-TX)."),
+    "language": serializers.CharField(required=False),
+    "ip": serializers.CharField(required=False, help_text="For the visitor hash; never stored."),
+    "created_at": serializers.DateTimeField(required=False),
+    "session": serializers.CharField(required=False, help_text="Your own visitor id, instead of IP and UA."),
+}
+
+
+class CountView(GoatCounterView):
+    throttle_scope = "goatcounter-count"
+    required_scopes = {"POST": "count"}
+
+    @extend_schema(
+        summary="Count 1 to 500 hits from a backend",
+        description=(
+            "All valid: 202. Some not: the valid ones are stored all the same, and the answer is a 400 naming "
+            "the others by their index: send only those again. With an `Idempotency-Key` header a retry of the "
+            "same request is answered as the first one was and stores nothing twice."
+        ),
+        request=inline_serializer(
+            "CountRequest",
+            {
+                "no_sessions": serializers.BooleanField(required=False),
+                "filter": serializers.ListField(child=serializers.CharField(), required=False),
+                "hits": inline_serializer("Hit", HIT_SCHEMA_FIELDS, many=True),
+            },
+        ),
+        responses={
+            202: inline_serializer("CountAccepted", {"status": serializers.CharField()}),
+            **error_responses("goatcounter", 400, 401, 403, 413, 429),
+        },
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            raise exceptions.ParseError('Send a JSON object such as {"hits": [{"path": "/"}]}.')
+        if unknown := sorted(set(data) - {"no_sessions", "filter", "hits"}):
+            raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
+        hits, no_sessions, filters = data.get("hits"), data.get("no_sessions", False), data.get("filter", ["ip"])
+        if not isinstance(no_sessions, bool):
+            raise exceptions.ValidationError({"no_sessions": ["Must be true or false."]})
+        if not isinstance(filters, list) or not set(filters) <= {"ip"}:
+            raise exceptions.ValidationError({"filter": ['Must be a list: ["ip"] (the default) or [].']})
+        # GoatCounter's {"error": ...} for these, not the {"errors": {"body": [...]}} a ParseError would get
+        if not isinstance(hits, list) or not hits:
+            return Response({"error": "no hits"}, status=status.HTTP_400_BAD_REQUEST)
+        if len(hits) > MAX_HITS:
+            message = f"maximum amount of pageviews in one batch is {MAX_HITS}"
+            return Response({"error": message}, status=status.HTTP_400_BAD_REQUEST)
+        site = sites.site_for_request(request)
+        hosts = sites.site_hosts(site)
+        ignore_ips = frozenset(site.ignore_ips) if filters else frozenset()
+        cleaned: list[CleanHit] = []
+        errors: dict[str, list[str]] = {}
+        filtered: list[str] = []
+        for index, raw in enumerate(hits):
+            try:
+                cleaned.append(
+                    clean_api_hit(
+                        raw, site_id=site.pk, site_hosts=hosts, no_sessions=no_sessions, ignore_ips=ignore_ips
+                    )
+                )
+            except HitError as error:
+                errors[str(index)] = [str(error)]
+            except Ignored:
+                filtered.append(str(index))
+        with transaction.atomic():
+            record_hits(site, cleaned)
+        if errors:
+            # Not an exception: the valid hits are stored, and a retry with the same Idempotency-Key gets this answer.
+            response = Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+            response.keep_for_retries = True
+        else:
+            response = Response({"status": "ok"}, status=status.HTTP_202_ACCEPTED)
+        if filtered:
+            response["X-Goatcounter-Filter"] = ", ".join(filtered)
+        return response
+
+
+class SiteExportThrottle(BaseThrottle):
+    """One export an hour per site (whichever key asks), as GoatCounter."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        rate = settings.RATE_LIMITS.get("goatcounter-export")
+        if request.method != "POST" or not rate:
+            return True
+        self.usage = ratelimit.consume(f"goatcounter-export:site:{view.site.pk}", rate)
+        request._request.rate_limit = self.usage
+        return self.usage.allowed
+
+    def wait(self) -> float | None:
+        return self.usage.reset
+
+
+class ExportCreateView(GoatCounterView):
+    required_scopes = {"POST": "export"}
+
+    def check_export_throttle(self, request: Request) -> None:
+        # Counted once the request is valid: a typo in the body does not use up the site's hour.
+        throttle = SiteExportThrottle()
+        if not throttle.allow_request(request, self):
+            raise exceptions.Throttled(
+                throttle.wait(), detail="you can request only one export per hour for a site; try again later"
+            )
+
+    @extend_schema(
+        summary="Start an export of the site's hits as CSV",
+        description="Runs in the background: poll the export until `finished_at` is set, then download it.",
+        request=inline_serializer(
+            "ExportRequest",
+            {
+                "start_from_hit_id": serializers.IntegerField(
+                    required=False, help_text="Only hits after this one: a previous export's last_hit_id."
+                ),
+                "format": serializers.ChoiceField(["csv"], required=False),
+            },
+        ),
+        responses={202: ExportSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data if request.data is not None else {}
+        if not isinstance(data, dict):
+            raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
+        if unknown := sorted(set(data) - {"start_from_hit_id", "format"}):
+            raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
+        if data.get("format", "csv") != "csv":
+            raise exceptions.ValidationError({"format": ['Only "csv" is supported.']})
+        start = data.get("start_from_hit_id")
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
+            raise exceptions.ValidationError({"start_from_hit_id": ["Must be a hit id: a whole number, 0 or more."]})
+        self.site = sites.site_for_request(request)
+        self.check_export_throttle(request)
+        with transaction.atomic():
+            export = Export.objects.create(site=self.site, start_from_hit_id=start)
+            run_export.enqueue(export.pk)  # the queue is a table: the job commits with the export, or neither
+        return Response(ExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailMixin:
+    def get_export(self, request: Request, export_id: int) -> Export:
+        site = sites.site_for_request(request)
+        reap_stale_exports(site.pk)
+        return get_object_or_404(Export.objects.select_related("site"), pk=export_id, site=site)
+
+
+class ExportDetailView(ExportDetailMixin, GoatCounterView):
+    required_scopes = {"GET": "export"}
+
+    @extend_schema(
+        summary="An export: finished once `finished_at` is set",
+        responses={200: ExportSerializer, **error_responses("goatcounter", 401, 403, 404, 429)},
+    )
+    def get(self, request: Request, export_id: int) -> Response:
+        return Response(ExportSerializer(self.get_export(request, export_id)).data)
+
+
+class ExportDownloadView(ExportDetailMixin, GoatCounterView):
+    required_scopes = {"GET": "export"}
+
+    @extend_schema(
+        summary="The export's gzip'd CSV",
+        responses={
+            (200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV, gzip'd."),
+            202: inline_serializer("ExportRunning", {"status": serializers.CharField()}),
+            **error_responses("goatcounter", 401, 403, 404, 409, 410, 429),
+        },
+    )
+    def get(self, request: Request, export_id: int) -> HttpResponse:
+        export = self.get_export(request, export_id)
+        if export.error:
+            return Response({"error": export.error}, status=status.HTTP_409_CONFLICT)
+        if export.finished_at is None:
+            return Response({"status": "still being generated; try again in a second"}, status=202)
+        if export.is_expired() or not export.file:
+            return Response(
+                {"error": "this export has expired and its file was deleted; start a new one"},
+                status=status.HTTP_410_GONE,
+            )
+        try:
+            handle = open(export.file, "rb")  # noqa: SIM115 (FileResponse closes it)
+        except FileNotFoundError:
+            return Response({"error": "this export's file is gone; start a new one"}, status=status.HTTP_410_GONE)
+        return FileResponse(
+            handle,
+            as_attachment=True,
+            filename=export.file.rsplit("/", 1)[-1],
+            content_type="application/gzip",
+        )
+
+
+COUNT_JS = finders.find("analytics/count.js")
+
+
+@require_http_methods(["GET", "HEAD"])
+def count_js(request: HttpRequest) -> HttpResponse:
+    """The tracking script at a fixed, short URL, for <script data-goatcounter=".../count" src=".../count.js">."""
+    response = FileResponse(open(COUNT_JS, "rb"), content_type="text/javascript; charset=utf-8")  # noqa: SIM115
+    response["Cache-Control"] = "public, max-age=86400"
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+# The 43-byte transparent 1x1 GIF GoatCounter answers.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+PREFETCH_HEADERS = ("HTTP_SEC_PURPOSE", "HTTP_PURPOSE", "HTTP_X_MOZ", "HTTP_X_PURPOSE")
+
+
+def pixel_response(status_code: int, reason: str = "", retry_after: int | None = None) -> HttpResponse:
+    response = HttpResponse(PIXEL, content_type="image/gif", status=status_code)
+    response["Cache-Control"] = "no-store"
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    if reason:
+        response["X-Goatcounter"] = reason
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
+    """The browser's hit: GET (an <img>) or POST (navigator.sendBeacon), fields in the query string.
+
+    Always the GIF: 200 counted (or a prefetch, not counted), 202 seen but not counted on purpose (Do Not
+    Track, Global Privacy Control, an ignored IP), 400 refused, 404 no such site, 429 too many; the reason in
+    X-Goatcounter. Sets no cookie.
+    """
+    site = sites.site_for_pixel(code=code) if code else sites.site_for_pixel(host=sites.request_host(request))
+    if site is None:
+        return pixel_response(404, "no site at this address; check the data-goatcounter URL")
+    if request.META.get("HTTP_DNT") == "1" or request.META.get("HTTP_SEC_GPC") == "1":
+        return pixel_response(202, "not counted: the browser asks not to be tracked (DNT or Sec-GPC)")
+    if any(request.META.get(name, "").lower() == "prefetch" for name in PREFETCH_HEADERS):
+        return pixel_response(200, "not counted: a prefetch")
+    ip = BaseThrottle().get_ident(request)
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
+        # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
+        visitor = visitor_hash(0, ip=ip, user_agent=user_agent)
+        usage = ratelimit.consume(f"goatcounter-pixel:{visitor.hex}", rate)
+        if not usage.allowed:
+            return pixel_response(429, "rate limited: at most 4 hits a second", retry_after=usage.reset)
+    if ip in site.ignore_ips:
+        return pixel_response(202, f'ignored because "{ip}" is in the IP ignore list')
+    try:
+        hit = clean_pixel_hit(
+            request.GET.dict(),
+            site_id=site.pk,
+            site_hosts=sites.site_hosts(site),
+            ip=ip,
+            user_agent=user_agent,
+            language=request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
+        )
+    except HitError as error:
+        return pixel_response(400, str(error))
+    except Ignored:
+        return pixel_response(202, "not counted: GoatCounter ignores this path")
+    record_one_hit(site, hit)
+    return pixel_response(200)
