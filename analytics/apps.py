@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = "Analytics (GoatCounter)"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from analytics.models import Domain, Site
+        from analytics.sites import forget_pixel_sites
+
+        for model in (Site, Domain):
+            post_save.connect(forget_pixel_sites, sender=model, dispatch_uid=f"forget-{model.__name__}-saved")
+            post_delete.connect(forget_pixel_sites, sender=model, dispatch_uid=f"forget-{model.__name__}-deleted")

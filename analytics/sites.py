@@ -87,3 +87,8 @@ def site_for_pixel(*, host: str = "", code: str = "") -> Site | None:
         _recent.clear()
     _recent[lookup] = (now, site)
     return site
+
+
+def forget_pixel_sites(**kwargs) -> None:
+    """A site or domain changed here: the next pixel hit reads it again (other processes: within seconds)."""
+    _recent.clear()

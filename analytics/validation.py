@@ -183,7 +183,7 @@ def clean_pixel_hit(
             hint = int(params["b"])
         except ValueError:
             hint = -1
-        if not 150 <= hint <= 255:
+        if hint != 0 and not 150 <= hint <= 255:  # GoatCounter's own count.js sends b=0 for a person
             raise HitError("b: must be a number from 150 (set by count.js for headless browsers)")
     try:
         size = hitinfo.parse_size(params.get("s") or None)

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -383,5 +383,9 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
         return pixel_response(400, str(error))
     except Ignored:
         return pixel_response(202, "not counted: GoatCounter ignores this path")
-    record_one_hit(site, hit)
+    try:
+        record_one_hit(site, hit)
+    except IntegrityError:  # the site was deleted since this process looked it up (it remembers for seconds)
+        sites.forget_pixel_sites()
+        return pixel_response(404, "no site at this address; check the data-goatcounter URL")
     return pixel_response(200)

@@ -25,7 +25,7 @@ NOW = datetime(2030, 3, 4, 12, 0, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _any_host(settings):
     settings.ALLOWED_HOSTS = ["*"]
-    sites._recent.clear()
+    sites.forget_pixel_sites()
 
 
 @pytest.fixture

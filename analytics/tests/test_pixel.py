@@ -23,7 +23,7 @@ NOW = datetime(2030, 3, 4, 12, 0, 0, 250_000, tzinfo=UTC)
 def _setup(settings):
     settings.ALLOWED_HOSTS = ["*"]
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter-pixel": "4/1"}
-    sites._recent.clear()  # the pixel remembers sites for seconds; each test has its own
+    sites.forget_pixel_sites()  # the pixel remembers sites for seconds; each test has its own
 
 
 @pytest.fixture
@@ -177,3 +177,20 @@ def test_it_serves_count_js_as_javascript(db):
     assert r.status_code == 200
     assert r["Content-Type"].startswith("text/javascript")
     assert b"".join(r.streaming_content)
+
+
+def test_it_counts_b_0_as_goatcounters_own_script_sends_it(site):
+    assert_gif(pixel({"p": "/from-count-js", "b": "0"}), 200)
+    assert stored_paths() == ["/from-count-js"]
+
+
+@pytest.mark.django_db(transaction=True)  # committed as in production: the deferred foreign keys are checked
+def test_a_site_deleted_after_the_pixel_remembered_it_is_a_404_not_a_500(site):
+    assert_gif(pixel({"p": "/before"}), 200)  # the site is remembered now
+    Hit.objects.all().delete()
+    Site.objects.filter(pk=site.pk).update(code="renamed")  # no signal: as if another process changed it
+    Domain.objects.all()._raw_delete(Domain.objects.db)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM analytics_visitorpath; DELETE FROM analytics_path; DELETE FROM analytics_site")
+    assert_gif(pixel({"p": "/after"}), 404)
+    assert Hit.objects.count() == 0

@@ -32,7 +32,7 @@ ONE_HIT = {"no_sessions": True, "hits": [{"path": "/"}]}
 
 @pytest.fixture(autouse=True)
 def _clean_sites_cache():
-    sites._recent.clear()
+    sites.forget_pixel_sites()
 
 
 @pytest.fixture

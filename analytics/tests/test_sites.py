@@ -19,7 +19,7 @@ HOST = "stats.alice.example"
 @pytest.fixture(autouse=True)
 def _any_host(settings):
     settings.ALLOWED_HOSTS = ["*"]
-    sites._recent.clear()
+    sites.forget_pixel_sites()
 
 
 def make_site(owner, code: str, *domains: str) -> Site:
