@@ -195,10 +195,106 @@ class Export(models.Model):
         return expires is not None and expires <= tz.now()
 
 
+class RollupState(models.Model):
+    """How far the rollups have read the hit table: every hit with an id up to last_hit_id is in them."""
+
+    name = models.CharField(max_length=20, primary_key=True)
+    last_hit_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=tz.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} up to hit {self.last_hit_id}"
+
+
+class PathHour(models.Model):
+    """Pageviews and visitors of a path in an hour (UTC): hourly charts, and days in a zone not the site's."""
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+    hour = models.DateTimeField()
+    pageviews = models.IntegerField(default=0)
+    visitors = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "hour", "path"], name="analytics_pathhour_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.path_id} at {self.hour}"
+
+
+class PathDay(models.Model):
+    """Pageviews and visitors of a path on a day of the site's time zone: the dashboard's and stats' days."""
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+    day = models.DateField()
+    pageviews = models.IntegerField(default=0)
+    visitors = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "day", "path"], name="analytics_pathday_unique")]
+        # the unique index serves "top paths of these days"; this one "these paths' days"
+        indexes = [models.Index(fields=["site", "path", "day"], name="analytics_pathday_path")]
+
+    def __str__(self) -> str:
+        return f"{self.path_id} on {self.day}"
+
+
+class RefDay(models.Model):
+    """Where a path's visitors came from, per day of the site's time zone."""
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+    day = models.DateField()
+    ref = models.TextField()
+    ref_scheme = models.CharField(max_length=1)
+    pageviews = models.IntegerField(default=0)
+    visitors = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "day", "path", "ref", "ref_scheme"], name="analytics_refday_unique")
+        ]
+        indexes = [models.Index(fields=["site", "path", "day"], name="analytics_refday_path")]
+
+    def __str__(self) -> str:
+        return f"{self.ref} to {self.path_id} on {self.day}"
+
+
+class StatDay(models.Model):
+    """Browsers, systems, screen sizes, locations, languages and campaigns per day of the site's time zone.
+
+    name is what the list shows (Chrome, US, Phones), detail what its detail page shows (131, US-CA, 390).
+    """
+
+    KINDS = ["browsers", "systems", "sizes", "locations", "languages", "campaigns"]
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    kind = models.CharField(max_length=10, choices=[(kind, kind) for kind in KINDS])
+    day = models.DateField()
+    name = models.TextField()
+    detail = models.TextField()
+    pageviews = models.IntegerField(default=0)
+    visitors = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "kind", "day", "name", "detail"], name="analytics_statday_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} {self.detail} on {self.day}"
+
+
+ROLLUP_MODELS = [PathHour, PathDay, RefDay, StatDay]
+
+
 @receiver(pre_delete, sender=Site)
 def delete_hits_with_site(sender: type[Site], instance: Site, **kwargs) -> None:
     """The hit tables' foreign keys say DO_NOTHING so Django never loads millions of rows to delete them."""
     paths = Path.objects.filter(site=instance)
     VisitorPath.objects.filter(path__in=paths).delete()
+    for model in ROLLUP_MODELS:
+        model.objects.filter(site=instance).delete()
     Hit.objects.filter(site=instance).delete()
     BotHit.objects.filter(site=instance).delete()

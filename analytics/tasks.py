@@ -57,7 +57,7 @@ def export_path(export: Export) -> str:
     return os.path.join(settings.EXPORT_DIR, f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.csv.gz")
 
 
-def _last_committed_hit_id(site_id: int, start: int) -> int:
+def last_committed_hit_id(site_id: int | None, start: int) -> int:
     """The highest hit id below which every hit has committed, so `last_hit_id` is a cursor that skips nothing.
 
     Ids are handed out when a hit is inserted, not when it commits: a hit with a lower id can still be on
@@ -67,7 +67,10 @@ def _last_committed_hit_id(site_id: int, start: int) -> int:
     table = Hit._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
-        cursor.execute(f"SELECT max(id) FROM {table} WHERE site_id = %s AND id > %s", [site_id, start])
+        if site_id is None:  # all sites' (the rollups)
+            cursor.execute(f"SELECT max(id) FROM {table} WHERE id > %s", [start])
+        else:
+            cursor.execute(f"SELECT max(id) FROM {table} WHERE site_id = %s AND id > %s", [site_id, start])
         return cursor.fetchone()[0] or start
 
 
@@ -103,7 +106,7 @@ def run_export(export_id: int) -> None:
 def _write_export(export: Export, cursor) -> None:
     Export.objects.filter(pk=export.pk).update(started_at=timezone.now(), attempts=export.attempts + 1)
     start = export.start_from_hit_id or 0
-    last = _last_committed_hit_id(export.site_id, start)
+    last = last_committed_hit_id(export.site_id, start)
     path = export_path(export)
     os.makedirs(settings.EXPORT_DIR, exist_ok=True)
     partial = f"{path}.partial"

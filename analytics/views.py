@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from analytics import sites
 from analytics.models import Export, Site
+from analytics.rollups import schedule_roll_up
 from analytics.serializers import ExportSerializer, SiteSerializer
 from analytics.services import CleanHit, record_hits, record_one_hit, visitor_hash
 from analytics.tasks import reap_stale_exports, run_export
@@ -192,6 +193,7 @@ class CountView(GoatCounterView):
                 filtered.append(str(index))
         with transaction.atomic():
             record_hits(site, cleaned)
+        transaction.on_commit(schedule_roll_up)
         if errors:
             # Not an exception: the valid hits are stored, and a retry with the same Idempotency-Key gets this answer.
             response = Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
@@ -388,4 +390,5 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
     except IntegrityError:  # the site was deleted since this process looked it up (it remembers for seconds)
         sites.forget_pixel_sites()
         return pixel_response(404, "no site at this address; check the data-goatcounter URL")
+    schedule_roll_up()
     return pixel_response(200)

@@ -1,0 +1,252 @@
+"""What the stats API and the dashboard show, read from the rollups only (analytics.rollups).
+
+Days are the site's own time zone (PathDay, RefDay, StatDay). A request for another zone is answered from
+the hourly rollup (PathHour), converted; the per-day browser, system, ... tables stay in the site's zone.
+Both visitors (first visits, GoatCounter's "count") and pageviews are given everywhere.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db import connection
+
+from analytics.models import Path, PathDay, PathHour, RefDay, Site, StatDay
+
+MAX_RANGE_DAYS = 3 * 366
+
+
+@dataclass(frozen=True)
+class Range:
+    """start..end inclusive, days of zone tz."""
+
+    start: date
+    end: date
+    tz: str
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+
+    def utc_bounds(self) -> tuple[datetime, datetime]:
+        zone = zoneinfo.ZoneInfo(self.tz)
+        return (
+            datetime.combine(self.start, time.min, zone),
+            datetime.combine(self.end + timedelta(days=1), time.min, zone),
+        )
+
+
+def default_range(site: Site, days: int = 7) -> Range:
+    today = datetime.now(zoneinfo.ZoneInfo(site.timezone)).date()
+    return Range(today - timedelta(days=days - 1), today, site.timezone)
+
+
+def _rows(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _path_filter(include: list[int] | None, exclude: list[int] | None) -> tuple[str, list]:
+    sql, params = "", []
+    if include is not None:
+        sql += " AND path_id = ANY(%s)"
+        params.append(include)
+    if exclude:
+        sql += " AND NOT path_id = ANY(%s)"
+        params.append(exclude)
+    return sql, params
+
+
+def daily_totals(site: Site, rng: Range, *, include: list[int] | None = None) -> dict[date, tuple[int, int]]:
+    """day -> (visitors, pageviews) of all paths (or those included), events included."""
+    where, params = _path_filter(include, None)
+    if rng.tz == site.timezone:
+        rows = _rows(
+            f"SELECT day, sum(visitors), sum(pageviews) FROM {PathDay._meta.db_table} "
+            f"WHERE site_id = %s AND day BETWEEN %s AND %s{where} GROUP BY day",
+            [site.pk, rng.start, rng.end, *params],
+        )
+    else:
+        low, high = rng.utc_bounds()
+        rows = _rows(
+            f"SELECT (hour AT TIME ZONE %s)::date, sum(visitors), sum(pageviews) FROM {PathHour._meta.db_table} "
+            f"WHERE site_id = %s AND hour >= %s AND hour < %s{where} GROUP BY 1",
+            [rng.tz, site.pk, low, high, *params],
+        )
+    return {day: (int(visitors), int(pageviews)) for day, visitors, pageviews in rows}
+
+
+def event_totals(site: Site, rng: Range) -> tuple[int, int]:
+    """(visitors, pageviews) of events alone in the range."""
+    low, high = rng.utc_bounds()
+    if rng.tz == site.timezone:
+        sql = (
+            f"SELECT coalesce(sum(d.visitors), 0), coalesce(sum(d.pageviews), 0) FROM {PathDay._meta.db_table} d "
+            f"JOIN {Path._meta.db_table} p ON p.id = d.path_id WHERE d.site_id = %s AND d.day BETWEEN %s AND %s "
+            "AND p.event"
+        )
+        params = [site.pk, rng.start, rng.end]
+    else:
+        sql = (
+            f"SELECT coalesce(sum(d.visitors), 0), coalesce(sum(d.pageviews), 0) FROM {PathHour._meta.db_table} d "
+            f"JOIN {Path._meta.db_table} p ON p.id = d.path_id WHERE d.site_id = %s AND d.hour >= %s AND d.hour < %s "
+            "AND p.event"
+        )
+        params = [site.pk, low, high]
+    visitors, pageviews = _rows(sql, params)[0]
+    return int(visitors), int(pageviews)
+
+
+def utc_total(site: Site, rng: Range) -> tuple[int, int]:
+    """(visitors, pageviews) over the same dates taken as UTC days (GoatCounter's `total_utc`)."""
+    low = datetime.combine(rng.start, time.min, zoneinfo.ZoneInfo("UTC"))
+    high = datetime.combine(rng.end + timedelta(days=1), time.min, zoneinfo.ZoneInfo("UTC"))
+    visitors, pageviews = _rows(
+        f"SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0) FROM {PathHour._meta.db_table} "
+        "WHERE site_id = %s AND hour >= %s AND hour < %s",
+        [site.pk, low, high],
+    )[0]
+    return int(visitors), int(pageviews)
+
+
+@dataclass
+class PathTotal:
+    path: Path
+    visitors: int
+    pageviews: int
+
+
+def top_paths(
+    site: Site,
+    rng: Range,
+    *,
+    include: list[int] | None = None,
+    exclude: list[int] | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[list[PathTotal], bool]:
+    """The paths with the most visitors in the range, and whether there are more."""
+    where, params = _path_filter(include, exclude)
+    if rng.tz == site.timezone:
+        sql = (
+            f"SELECT path_id, sum(visitors) v, sum(pageviews) pv FROM {PathDay._meta.db_table} "
+            f"WHERE site_id = %s AND day BETWEEN %s AND %s{where} "
+            "GROUP BY path_id ORDER BY v DESC, pv DESC, path_id LIMIT %s OFFSET %s"
+        )
+        head = [site.pk, rng.start, rng.end]
+    else:
+        sql = (
+            f"SELECT path_id, sum(visitors) v, sum(pageviews) pv FROM {PathHour._meta.db_table} "
+            f"WHERE site_id = %s AND hour >= %s AND hour < %s{where} "
+            "GROUP BY path_id ORDER BY v DESC, pv DESC, path_id LIMIT %s OFFSET %s"
+        )
+        head = [site.pk, *rng.utc_bounds()]
+    rows = _rows(sql, [*head, *params, limit + 1, offset])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    paths = Path.objects.in_bulk([row[0] for row in rows])
+    return [PathTotal(paths[path_id], int(v), int(pv)) for path_id, v, pv in rows], more
+
+
+def path_days(site: Site, rng: Range, path_ids: list[int]) -> dict[int, dict[date, tuple[int, int]]]:
+    """path id -> day -> (visitors, pageviews), for the days that had any."""
+    series: dict[int, dict[date, tuple[int, int]]] = defaultdict(dict)
+    if not path_ids:
+        return series
+    if rng.tz == site.timezone:
+        rows = _rows(
+            f"SELECT path_id, day, visitors, pageviews FROM {PathDay._meta.db_table} "
+            "WHERE site_id = %s AND path_id = ANY(%s) AND day BETWEEN %s AND %s",
+            [site.pk, path_ids, rng.start, rng.end],
+        )
+    else:
+        rows = _rows(
+            f"SELECT path_id, (hour AT TIME ZONE %s)::date, sum(visitors), sum(pageviews) "
+            f"FROM {PathHour._meta.db_table} WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s "
+            "GROUP BY 1, 2",
+            [rng.tz, site.pk, path_ids, *rng.utc_bounds()],
+        )
+    for path_id, day, visitors, pageviews in rows:
+        series[path_id][day] = (int(visitors), int(pageviews))
+    return series
+
+
+def path_hours(site: Site, rng: Range, path_ids: list[int]) -> dict[int, dict[date, tuple[list[int], list[int]]]]:
+    """path id -> day -> (24 hourly visitors, 24 hourly pageviews), hours of the range's zone."""
+    series: dict[int, dict[date, tuple[list[int], list[int]]]] = defaultdict(dict)
+    if not path_ids:
+        return series
+    rows = _rows(
+        f"SELECT path_id, hour AT TIME ZONE %s, visitors, pageviews FROM {PathHour._meta.db_table} "
+        "WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s",
+        [rng.tz, site.pk, path_ids, *rng.utc_bounds()],
+    )
+    for path_id, local, visitors, pageviews in rows:
+        day = series[path_id].setdefault(local.date(), ([0] * 24, [0] * 24))
+        day[0][local.hour] += int(visitors)
+        day[1][local.hour] += int(pageviews)
+    return series
+
+
+@dataclass
+class Stat:
+    name: str
+    visitors: int
+    pageviews: int
+    ref_scheme: str = ""
+
+
+def dimension(
+    site: Site, kind: str, rng: Range, *, name: str | None = None, limit: int = 20, offset: int = 0
+) -> tuple[list[Stat], bool]:
+    """Browsers, systems, sizes, locations, languages or campaigns in the range (their days are the site's);
+    with name, that one's detail (a browser's versions, a country's regions, a size group's widths)."""
+    assert kind in StatDay.KINDS
+    low, high = _site_days(site, rng)
+    column = "detail" if name is not None else "name"
+    where = " AND name = %s" if name is not None else ""
+    rows = _rows(
+        f"SELECT {column}, sum(visitors) v, sum(pageviews) pv FROM {StatDay._meta.db_table} "
+        f"WHERE site_id = %s AND kind = %s AND day BETWEEN %s AND %s{where} "
+        f"GROUP BY {column} ORDER BY v DESC, pv DESC, {column} LIMIT %s OFFSET %s",
+        [site.pk, kind, low, high, *([name] if name is not None else []), limit + 1, offset],
+    )
+    return [Stat(str(n), int(v), int(pv)) for n, v, pv in rows[:limit]], len(rows) > limit
+
+
+def referrers(
+    site: Site, rng: Range, *, path_id: int | None = None, ref: str | None = None, limit: int = 20, offset: int = 0
+) -> tuple[list[Stat], bool]:
+    """Referrers of one path, or of the whole site (toprefs); with ref, the paths that referrer sent people to."""
+    low, high = _site_days(site, rng)
+    table = RefDay._meta.db_table
+    if ref is not None:
+        rows = _rows(
+            f"SELECT p.path, sum(r.visitors) v, sum(r.pageviews) pv, '' FROM {table} r "
+            f"JOIN {Path._meta.db_table} p ON p.id = r.path_id "
+            "WHERE r.site_id = %s AND r.day BETWEEN %s AND %s AND r.ref = %s "
+            "GROUP BY p.path ORDER BY v DESC, pv DESC, p.path LIMIT %s OFFSET %s",
+            [site.pk, low, high, ref, limit + 1, offset],
+        )
+    else:
+        where = " AND path_id = %s" if path_id is not None else ""
+        rows = _rows(
+            f"SELECT ref, sum(visitors) v, sum(pageviews) pv, min(ref_scheme) FROM {table} "
+            f"WHERE site_id = %s AND day BETWEEN %s AND %s{where} "
+            "GROUP BY ref ORDER BY v DESC, pv DESC, ref LIMIT %s OFFSET %s",
+            [site.pk, low, high, *([path_id] if path_id is not None else []), limit + 1, offset],
+        )
+    return [Stat(str(n), int(v), int(pv), scheme) for n, v, pv, scheme in rows[:limit]], len(rows) > limit
+
+
+def _site_days(site: Site, rng: Range) -> tuple[date, date]:
+    """The site-zone days covering the range: the per-day tables keep the site's days only."""
+    if rng.tz == site.timezone:
+        return rng.start, rng.end
+    zone = zoneinfo.ZoneInfo(site.timezone)
+    low, high = rng.utc_bounds()
+    return low.astimezone(zone).date(), (high - timedelta(microseconds=1)).astimezone(zone).date()
