@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("events.urls")),
     path("api/1/", include("social.urls")),
     path("", include("analytics.urls")),
+    path("", include("analytics.dashboard_urls")),  # "/" and /sites/<code>/
     path("api-auth/", include("rest_framework.urls")),
     # JSON, as its name says (not YAML); public, so a stale key sent along is no reason for a 401
     path("api.json", SpectacularJSONAPIView.as_view(authentication_classes=[]), name="schema"),
