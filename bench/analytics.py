@@ -44,6 +44,7 @@ from bench.ingest import (  # after the path fix above
     human,
     log,
     run_bench,
+    table_lines,
     write_lua,
 )
 
@@ -389,19 +390,12 @@ class AnalyticsBench(Bench):
                          f"@{human(small)} {rss[small]:.0f} MB", f"{ratio:.2f}", "<= 1.2",
                          "PASS" if ratio <= 1.2 else "MISS"))  # fmt: skip
         header = ("measurement", "value: median (min-max)", "srv CPU ms", "baseline", "ratio", "target", "result")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-        def fmt(r: tuple[str, ...]) -> str:
-            return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-
         args = self.args
         return "\n".join(
             [
                 f"logsvc GoatCounter benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
                 + (" (--quick: smoke run)" if args.quick else ""),
-                fmt(header),
-                fmt(tuple("-" * w for w in widths)),
-                *(fmt(r) for r in rows),
+                *table_lines(header, rows),
                 "",
                 (
                     "ratios are medians of per-round paired ratios; srv CPU ms: gunicorn + PostgreSQL CPU per request "

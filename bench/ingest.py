@@ -1043,10 +1043,6 @@ class Bench:
                 )
             )
         header = ("measurement", "value: median (min-max)", "srv CPU ms", "baseline", "ratio", "target", "result")
-        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-        def fmt(r: tuple[str, ...]) -> str:
-            return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
 
         cpu_model = next(
             (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -1063,9 +1059,7 @@ class Bench:
                 f"logsvc ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
                 f"{' (--quick: smoke run, not for decisions)' if args.quick else ''}"
             ),
-            fmt(header),
-            fmt(tuple("-" * w for w in widths)),
-            *(fmt(r) for r in rows),
+            *table_lines(header, rows),
             "",
             (
                 "ratio: (b),(c) vs (a) and (d) vs (e) are medians of per-round paired ratios (runs taken side by "
@@ -1123,6 +1117,16 @@ class Bench:
                 proc.kill()
         if self.gunicorn:
             self.gunicorn.stop()
+
+
+def table_lines(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """The header, a rule and the rows, in columns as wide as their widest cell."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
+    return [fmt(header), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows)]
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
