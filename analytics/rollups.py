@@ -49,7 +49,7 @@ STAT_SOURCES = {
     "sizes": (SIZE_GROUP, "coalesce(h.size::text, '')", ""),
     "locations": (UNKNOWN.format(value="split_part(h.location, '-', 1)"), "h.location", ""),
     "languages": (UNKNOWN.format(value="h.language"), "''", ""),
-    "campaigns": ("h.campaign", "''", "AND h.campaign <> ''"),
+    "campaigns": ("h.campaign", "h.ref", "AND h.campaign <> ''"),  # detail: the campaign's sources
 }
 
 

@@ -250,3 +250,101 @@ def _site_days(site: Site, rng: Range) -> tuple[date, date]:
     zone = zoneinfo.ZoneInfo(site.timezone)
     low, high = rng.utc_bounds()
     return low.astimezone(zone).date(), (high - timedelta(microseconds=1)).astimezone(zone).date()
+
+
+# --- for the stats API (analytics.stats_views) ---------------------------------------------------------
+
+
+def list_paths(
+    site: Site, *, after: int = 0, limit: int = 20, names: list[str] | None = None, ids: list[int] | None = None
+) -> tuple[list[Path], bool]:
+    """The site's paths by id after `after` (a keyset cursor), optionally only those named or with these ids;
+    and whether there are more."""
+    paths = Path.objects.filter(site=site, id__gt=after)
+    if names is not None:
+        paths = paths.filter(path__in=names)
+    if ids is not None:
+        paths = paths.filter(id__in=ids)
+    rows = list(paths.order_by("id")[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def path_ids_by_name(site: Site, names: list[str]) -> list[int]:
+    """The ids of the site's paths (pages and events) with these exact names."""
+    return list(Path.objects.filter(site=site, path__in=names).values_list("id", flat=True))
+
+
+def range_total(
+    site: Site, rng: Range, *, include: list[int] | None = None, exclude: list[int] | None = None
+) -> tuple[int, int]:
+    """(visitors, pageviews) of the paths (those included, minus those excluded) over the whole range."""
+    where, params = _path_filter(include, exclude)
+    if rng.tz == site.timezone:
+        sql = (
+            f"SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0) FROM {PathDay._meta.db_table} "
+            f"WHERE site_id = %s AND day BETWEEN %s AND %s{where}"
+        )
+        head = [site.pk, rng.start, rng.end]
+    else:
+        sql = (
+            f"SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0) FROM {PathHour._meta.db_table} "
+            f"WHERE site_id = %s AND hour >= %s AND hour < %s{where}"
+        )
+        head = [site.pk, *rng.utc_bounds()]
+    visitors, pageviews = _rows(sql, [*head, *params])[0]
+    return int(visitors), int(pageviews)
+
+
+def event_and_utc_totals(
+    site: Site, rng: Range, *, include: list[int] | None = None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((visitors, pageviews) of events alone, (visitors, pageviews) of the same dates taken as UTC days), of
+    the paths included (all when None): event_totals() and utc_total() with a path filter, in one query."""
+    where, params = _path_filter(include, None)
+    utc = zoneinfo.ZoneInfo("UTC")
+    utc_low = datetime.combine(rng.start, time.min, utc)
+    utc_high = datetime.combine(rng.end + timedelta(days=1), time.min, utc)
+    low, high = rng.utc_bounds()
+    where = where.replace("path_id", "d.path_id")
+    row = _rows(
+        "SELECT coalesce(sum(d.visitors) FILTER (WHERE p.event AND d.hour >= %s AND d.hour < %s), 0), "
+        "coalesce(sum(d.pageviews) FILTER (WHERE p.event AND d.hour >= %s AND d.hour < %s), 0), "
+        "coalesce(sum(d.visitors) FILTER (WHERE d.hour >= %s AND d.hour < %s), 0), "
+        "coalesce(sum(d.pageviews) FILTER (WHERE d.hour >= %s AND d.hour < %s), 0) "
+        f"FROM {PathHour._meta.db_table} d JOIN {Path._meta.db_table} p ON p.id = d.path_id "
+        f"WHERE d.site_id = %s AND d.hour >= %s AND d.hour < %s{where}",
+        [
+            low,
+            high,
+            low,
+            high,
+            utc_low,
+            utc_high,
+            utc_low,
+            utc_high,
+            site.pk,
+            min(low, utc_low),
+            max(high, utc_high),
+            *params,
+        ],
+    )[0]
+    return (int(row[0]), int(row[1])), (int(row[2]), int(row[3]))
+
+
+def hourly_totals(
+    site: Site, rng: Range, *, include: list[int] | None = None
+) -> dict[date, tuple[list[int], list[int]]]:
+    """day -> (24 hourly visitors, 24 hourly pageviews) of all paths (or those included), hours of the
+    range's zone, for the days that had any."""
+    where, params = _path_filter(include, None)
+    rows = _rows(
+        f"SELECT hour AT TIME ZONE %s, sum(visitors), sum(pageviews) FROM {PathHour._meta.db_table} "
+        f"WHERE site_id = %s AND hour >= %s AND hour < %s{where} GROUP BY 1",
+        [rng.tz, site.pk, *rng.utc_bounds(), *params],
+    )
+    series: dict[date, tuple[list[int], list[int]]] = {}
+    for local, visitors, pageviews in rows:
+        day = series.setdefault(local.date(), ([0] * 24, [0] * 24))
+        day[0][local.hour] += int(visitors)
+        day[1][local.hour] += int(pageviews)
+    return series

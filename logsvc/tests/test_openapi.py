@@ -48,6 +48,13 @@ ENDPOINTS = {
     "/api/v0/export": {"post": {"400", "401", "403", "429"}},
     "/api/v0/export/{export_id}": {"get": {"401", "403", "404", "429"}},
     "/api/v0/export/{export_id}/download": {"get": {"401", "403", "404", "409", "410", "429"}},
+    # GoatCounter's stats (analytics/stats_views.py)
+    "/api/v0/paths": {"get": {"400", "401", "403", "429"}},
+    "/api/v0/stats/total": {"get": {"400", "401", "403", "429"}},
+    "/api/v0/stats/hits": {"get": {"400", "401", "403", "429"}},
+    "/api/v0/stats/hits/{path_id}": {"get": {"400", "401", "403", "404", "429"}},
+    "/api/v0/stats/{page}": {"get": {"400", "401", "403", "404", "429"}},
+    "/api/v0/stats/{page}/{id}": {"get": {"400", "401", "403", "404", "429"}},
 }
 
 
