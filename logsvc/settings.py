@@ -267,8 +267,8 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 
 # littlelogs' OAuth2 provider (django-oauth-toolkit); the policy code and URLs are in social/oauth.py.
-LOGIN_URL = "/accounts/login/"  # the consent page and the apps page need a signed-in user
-LOGIN_REDIRECT_URL = "/oauth/applications/"
+LOGIN_URL = "/accounts/login/"  # the consent page, the apps page and the dashboards need a signed-in user
+LOGIN_REDIRECT_URL = "/"  # a user's analytics sites and the links to the rest
 OAUTH2_PROVIDER = {
     "SCOPES": {
         "read": "Read your logs, comments, likes, follows and activity",
