@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +59,7 @@ TITLES = {
     "public": "public timeline",
     "home": "home timeline (follows ~100)",
     "tag": "tag page (most used tag)",
-    "activity": "activity timeline (most notified)",
+    "activity": "activity timeline (most notified of logs)",
 }
 
 
@@ -80,7 +81,10 @@ def page_url(path: str, page: int, limit: int = PAGE) -> str:
 
 def choose_subjects(cursor: Any) -> dict[str, Any]:
     """The users and tag the timelines are read for: the seeded user who follows 90-110 others and sees the most
-    logs at home, the most used tag, and the user with the most notifications."""
+    logs at home, the most used tag, and the user with the most notifications that carry a log (likes, comments,
+    mentions: the items that embed a whole log, so the heavy ones; a follow's has "log": null). The seeder dates
+    only a fixed share of follows per log inside the logged year, so that user's deep pages hold the same mix of
+    items at every size (the report shows their bytes and how many items carry a log)."""
     cursor.execute(
         """
         WITH per_user AS (SELECT user_id, COUNT(*) AS n FROM social_log GROUP BY user_id),
@@ -99,10 +103,10 @@ def choose_subjects(cursor: Any) -> dict[str, Any]:
     )
     tag, tag_logs = cursor.fetchone()
     cursor.execute(
-        "SELECT u.username, COUNT(*) FROM social_activity a JOIN logsvc_user u ON u.id = a.recipient_id "
-        "GROUP BY u.username ORDER BY 2 DESC LIMIT 1"
+        "SELECT u.username, COUNT(*) FILTER (WHERE a.log_id IS NOT NULL), COUNT(*) FROM social_activity a "
+        "JOIN logsvc_user u ON u.id = a.recipient_id GROUP BY u.username ORDER BY 2 DESC, 3 DESC LIMIT 1"
     )
-    activity_user, activity = cursor.fetchone()
+    activity_user, activity_logs, activity = cursor.fetchone()
     return {
         "home_user": home_user,
         "home_follows": follows,
@@ -111,6 +115,7 @@ def choose_subjects(cursor: Any) -> dict[str, Any]:
         "tag_logs": tag_logs,
         "activity_user": activity_user,
         "activity_rows": activity,
+        "activity_with_log": activity_logs,
     }
 
 
@@ -214,6 +219,7 @@ class SocialBench(Bench):
         self.sizes: list[Size] = []
         self.results: dict[tuple[str, int, int], list[tuple[WrkResult, dict[str, Any]]]] = {}
         self.subjects: dict[str, Any] = {}
+        self.pages: dict[tuple[str, int, int], dict[str, Any]] = {}  # preflight: bytes per page, items with a log
         self.token = secrets.token_urlsafe(24)
 
     def server_url(self) -> str:
@@ -267,7 +273,7 @@ class SocialBench(Bench):
         self.secret_key = secrets.token_urlsafe(50)
         server = self.server_url()
         for logs in (args.small_logs, args.large_logs):
-            name = f"{DB_PREFIX}{human(logs).lower()}"
+            name = f"{args.db_prefix}{human(logs).lower()}"
             db_url = with_database(server, name)
             seconds = None
             if args.reuse and self.seeded(db_url, logs):
@@ -283,6 +289,8 @@ class SocialBench(Bench):
                 seconds = time.monotonic() - started
                 log(f"  seed_social took {seconds:.1f} s")
             self.sizes.append(Size(logs, db_url, seconds, Gunicorn(args.workers, self.env_for(db_url)), {}))
+        # DEBUG=false serves static files through the manifest (the default avatar URL needs it): collect them.
+        self.manage(self.env_for(self.sizes[0].db_url), "collectstatic", "--no-input", "-v0")
         # Subjects are chosen on the small data set (so page 51 exists there) and read at both sizes.
         for size in self.sizes:
             size.info = self.run_inprocess(size)
@@ -324,7 +332,9 @@ class SocialBench(Bench):
         return info
 
     def preflight(self, size: Size) -> None:
-        """Both pages of every endpoint answer 200 with a full page over HTTP, or the numbers mean nothing."""
+        """Both pages of every endpoint answer 200 with a full page over HTTP, or the numbers mean nothing. Also
+        notes each page's size in bytes (the body wrk fetches) and, for activity, how many items carry a log, so the
+        report shows whether the two sizes serve comparable pages."""
         for key in ENDPOINTS:
             role = "activity_user" if key == "activity" else "home_user"
             for page in (1, DEEP_PAGE):
@@ -332,9 +342,18 @@ class SocialBench(Bench):
                 request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}-{role}"})
                 try:
                     with urllib.request.urlopen(request, timeout=60) as response:
-                        body = json.loads(response.read())
+                        raw = response.read()
                 except urllib.error.HTTPError as exc:
                     raise RuntimeError(f"{url} answered {exc.code}: {exc.read()[:300]!r}") from exc
+                body = json.loads(raw)
+                self.pages[(key, page, size.logs)] = {
+                    "bytes": len(raw),
+                    "items": len(body["results"]),
+                    "with_log": sum(1 for item in body["results"] if item.get("log")) if key == "activity" else None,
+                    "types": dict(sorted(Counter(item.get("type") for item in body["results"]).items()))
+                    if key == "activity"
+                    else None,
+                }
                 if len(body["results"]) != PAGE:
                     log(f"  !! {url}: {len(body['results'])} results, not {PAGE}")
 
@@ -358,6 +377,15 @@ class SocialBench(Bench):
                         f"  {key} page {page} @ {human(size.logs)}: mean {result.mean_ms:.2f} ms, "
                         f"p99 {result.p99_ms:.1f} ms, {result.rps:,.0f} req/s, {self.cpu_note(cpu)}"
                     )
+
+    def page_note(self, key: str, page: int, logs: int) -> str:
+        seen = self.pages.get((key, page, logs))
+        if not seen:
+            return ""
+        note = f"{seen['bytes'] / 1000:.1f} kB"
+        if seen["with_log"] is not None:
+            note += f", {seen['with_log']}/{seen['items']} with a log"
+        return note
 
     def paired_ratio(self, key: str, page: int) -> float:
         small, large = (self.results[(key, page, s.logs)] for s in self.sizes)
@@ -384,12 +412,13 @@ class SocialBench(Bench):
                 cpu_ratio = cpu_ms[large.logs] / cpu_ms[small.logs] if cpu_ms[small.logs] > 0 else float("nan")
                 rows.append(
                     (f"{title} @{human(small.logs)}", f"{mean[small.logs]:.2f} ms/req ({rps[small.logs]:,.0f} req/s)",
-                     cpu[small.logs], "", "", "", "", "")
+                     self.page_note(key, page, small.logs), cpu[small.logs], "", "", "", "", "")
                 )  # fmt: skip
                 rows.append(
                     (
                         f"{title} @{human(large.logs)}",
                         f"{mean[large.logs]:.2f} ms/req ({rps[large.logs]:,.0f} req/s)",
+                        self.page_note(key, page, large.logs),
                         cpu[large.logs],
                         f"@{human(small.logs)} {mean[small.logs]:.2f} ms",
                         f"{ratio:.2f}",
@@ -406,6 +435,7 @@ class SocialBench(Bench):
                         f"(q) SQL queries per page, {TITLES[key]} @{human(size.logs)}",
                         f"{q20} at limit={PAGE}",
                         "",
+                        "",
                         f"{q5} at limit=5",
                         "",
                         "equal",
@@ -413,7 +443,17 @@ class SocialBench(Bench):
                         "",
                     )
                 )
-        header = ("measurement", "value: median", "srv CPU ms", "baseline", "ratio", "target", "result", "CPU ratio")
+        header = (
+            "measurement",
+            "value: median",
+            "page",
+            "srv CPU ms",
+            "baseline",
+            "ratio",
+            "target",
+            "result",
+            "CPU ratio",
+        )
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
         def fmt(r: tuple[str, ...]) -> str:
@@ -439,6 +479,10 @@ class SocialBench(Bench):
             (
                 f"ratio: median over {args.rounds} interleaved rounds of the per-round {human(large.logs)}/"
                 f"{human(small.logs)} ratio of wrk's mean latency (the two sizes measured side by side)"
+            ),
+            (
+                "page: the page's body over HTTP (what wrk fetches), in kB; for activity also how many of its items "
+                'carry a whole log (a follow\'s has "log": null), so the two sizes can be seen to serve like pages'
             ),
             (
                 "srv CPU ms: median CPU per request of gunicorn and of the PostgreSQL backends serving the bench "
@@ -471,6 +515,8 @@ class SocialBench(Bench):
                     f"p99 {r.p99_ms:.2f} ms, {r.rps:,.1f} req/s, errors {r.errors}; "
                     + ", ".join(f"{k}={v:.3g}" for k, v in cpu.items())
                 )
+        for (key, page, logs), seen in sorted(self.pages.items()):
+            lines.append(f"page {key} {page} @{human(logs)} over HTTP: {json.dumps(seen)}")
         for size in self.sizes:
             lines.append(f"in-process @{human(size.logs)}: {json.dumps(size.info)}")
         (OUT / "social-details.txt").write_text("\n".join(lines) + "\n")
@@ -494,6 +540,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--large-logs", type=int, default=1_000_000, help="logs of the large data set (default 1M)")
     p.add_argument(
         "--reuse", action="store_true", help=f"keep a {DB_PREFIX}* database that already holds the same data set"
+    )
+    p.add_argument(
+        "--db-prefix", default=DB_PREFIX, help=f"names of the two databases, before 10k/1m (default {DB_PREFIX})"
     )
     p.add_argument("--inprocess", nargs=3, metavar=("LOGS", "SUBJECTS", "TOKEN"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)

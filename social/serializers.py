@@ -38,7 +38,10 @@ def tags_prefetch(prefix: str = "") -> Prefetch:
 
 
 def mentions_prefetch(prefix: str = "") -> Prefetch:
-    return Prefetch(f"{prefix}mentions", queryset=User.objects.order_by("username"))
+    return Prefetch(f"{prefix}mentions", queryset=User.objects.only("id", "username").order_by("username"))
+
+
+LIKE_FIELDS = ("id", "log_id", "created", "user_id", "user__id", "user__username")
 
 
 def log_prefetches(prefix: str = "") -> list[Prefetch]:
@@ -46,7 +49,10 @@ def log_prefetches(prefix: str = "") -> list[Prefetch]:
     return [
         tags_prefetch(prefix),
         mentions_prefetch(prefix),
-        Prefetch(f"{prefix}likes", queryset=Like.objects.select_related("user").order_by("created", "id")),
+        # a like shows its user's name only: loading whole users was most of a busy page's cost
+        Prefetch(
+            f"{prefix}likes", queryset=Like.objects.select_related("user").only(*LIKE_FIELDS).order_by("created", "id")
+        ),
         Prefetch(f"{prefix}comments", queryset=comments.order_by("created", "id")),
     ]
 

@@ -33,6 +33,11 @@ from social.models import Activity, Comment, Follow, Like, Log, LogTag, Tag
 SEED_EMAIL_DOMAIN = "seed.littlelogs.invalid"
 CHUNK_LOGS = 20_000
 SPAN = timedelta(days=365)  # logs are spread over the last year, ids in time order
+# Follows dated inside the logged year: this many per log (the rest of the follow graph was in place before the
+# year began). So the year's notifications have the same mix of types (follows, likes, comments, mentions) at
+# any number of logs, and only their number grows with the logs; the graph itself does not depend on --logs.
+FOLLOWS_PER_LOG = 0.04
+LIKES_PER_LOG = 1.15  # on average; a log's expected likes are proportional to its author's popularity
 
 COUNTER_KINDS = ("logs", "user_logs", "tag_logs", "tags", "activity")
 
@@ -411,13 +416,15 @@ class Seeder:
         first_id = self.ids["user"]
         self.user_ids = list(range(first_id, first_id + n))
         self.ids["user"] = first_id + n
-        self.usernames = []
+        self.usernames: list[str] = []
+        self.joined: list[Any] = []
         table = self.tables["user"]
         for uid in self.user_ids:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             username = f"{first.lower()}{uid}"
             self.usernames.append(username)
             joined = self.start - timedelta(seconds=rng.uniform(0, 2 * 365 * 86_400))
+            self.joined.append(joined)
             table.rows.append((
                 uid, f"!{rng.getrandbits(128):032x}", None, False, username, first, last,
                 f"{username}@{SEED_EMAIL_DOMAIN}", False, True, joined, rng.choice(BIOS),
@@ -432,7 +439,13 @@ class Seeder:
         # Popular users post more and get more likes and comments; a little noise keeps it from being exact.
         self.engagement = [min(8.0, max(0.3, (p / mean) ** 0.5)) for p in self.popularity]
         self.by_popularity = Weighted(self.popularity)
-        self.by_posting = Weighted([e * rng.lognormvariate(0, 0.5) for e in self.engagement])
+        posting = [e * rng.lognormvariate(0, 0.5) for e in self.engagement]
+        self.by_posting = Weighted(posting)
+        # Likes follow the author's popularity (the followed and mentioned get liked), scaled so that a log has
+        # LIKES_PER_LOG likes on average over who posts how much.
+        reach = [min(64.0, max(0.1, p / mean)) for p in self.popularity]
+        scale = LIKES_PER_LOG * sum(posting) / sum(w * r for w, r in zip(posting, reach, strict=True))
+        self.like_rate = [scale * r for r in reach]
 
     def make_tags(self, cursor: Any) -> None:
         rng = self.rng
@@ -454,13 +467,23 @@ class Seeder:
         follows, activity = self.tables["follow"], self.tables["activity"]
         span = SPAN.total_seconds()
         self.following: list[list[int]] = []
-        for i, uid in enumerate(self.user_ids):
+        for i in range(n):
             want = int(10 * 10 ** rng.random())  # 10-100, log-uniform: most follow a few dozen
             want = min(want, max(0, (n - 1) // 2) if n < 200 else n - 1)
-            targets = self.by_popularity.distinct(rng, want, exclude=i)
-            self.following.append(targets)
+            self.following.append(self.by_popularity.distinct(rng, want, exclude=i))
+        # When: FOLLOWS_PER_LOG per log fall in the logged year, the others between the later of the two users'
+        # joining and the start of that year. The same draws at any --logs, so the graph is the same too.
+        total = sum(len(targets) for targets in self.following)
+        in_year = min(1.0, FOLLOWS_PER_LOG * self.n_logs / total) if total else 0.0
+        for i, targets in enumerate(self.following):
+            uid = self.user_ids[i]
             for j in targets:
-                created = self.start + timedelta(seconds=rng.uniform(0, span))
+                which, at = rng.random(), rng.random()
+                if which < in_year:
+                    created = self.start + timedelta(seconds=at * span)
+                else:
+                    since = max(self.joined[i], self.joined[j])
+                    created = since + (self.start - since) * at
                 follows.rows.append((self.take("follow"), uid, self.user_ids[j], created))
                 activity.rows.append((self.take("activity"), self.user_ids[j], "follow", uid, None, None, created))
 
@@ -501,7 +524,7 @@ class Seeder:
                 t["activity"].rows.append((self.take("activity"), users[j], "mention", uid, log_id, None, created))
             # likes: popular authors get more; each liker once, never the author
             engagement = self.engagement[author]
-            n_likes = poisson(rng, 1.0 * engagement)
+            n_likes = poisson(rng, self.like_rate[author])
             for j in self.by_posting.distinct(rng, n_likes, exclude=author) if n_likes else ():
                 when = min(now, created + timedelta(seconds=rng.expovariate(1 / 10_800)))
                 t["like"].rows.append((self.take("like"), log_id, users[j], when))
