@@ -156,7 +156,7 @@ class VisitorPath(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["visitor", "path"], name="analytics_visitorpath_unique")]
-        indexes = [models.Index(fields=["created_at"], name="analytics_visitorpath_created")]
+        # No index on created_at: every pixel hit would pay for it, and only the daily prune reads it.
 
     def __str__(self) -> str:
         return f"{self.visitor} on path {self.path_id}"

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -145,7 +146,10 @@ def record_one_hit(site: Site, hit: CleanHit) -> None:
             "language": hit.language,
             "created_at": hit.created_at or now,
         }
-        with connection.cursor() as cursor:
+        connection.ensure_connection()
+        # A server-side binding cursor, not Django's client-side one: the statement is then prepared once
+        # per connection (psycopg prepares a query run 5 times) instead of parsed and planned every hit.
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(_one_hit_sql(), params)
             if cursor.fetchone() is not None:
                 return

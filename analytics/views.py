@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import IntegrityError, transaction
@@ -387,7 +388,7 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
         return pixel_response(202, "not counted: GoatCounter ignores this path")
     try:
         record_one_hit(site, hit)
-    except IntegrityError:  # the site was deleted since this process looked it up (it remembers for seconds)
+    except (IntegrityError, psycopg.IntegrityError):  # the site was deleted since this process looked it up
         sites.forget_pixel_sites()
         return pixel_response(404, "no site at this address; check the data-goatcounter URL")
     schedule_roll_up()
