@@ -15,6 +15,8 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from analytics import stats
 from analytics.models import PathDay, Site
@@ -149,6 +151,20 @@ class Chart:
     width: int
     ticks: list[dict] = field(default_factory=list)  # y axis: label and % from the top
     labels: list[dict] = field(default_factory=list)  # x axis: label and % from the left
+
+    @property
+    def bars_svg(self) -> str:
+        """The bars as SVG, written here: a year is 365 of them, and the template language took ~70 ms."""
+        parts = []
+        for bar in self.bars:
+            x, w = f"{bar.x:.4g}", f"{bar.width:.4g}"
+            parts.append(
+                f'<g class="day"><title>{escape(bar.title)}</title>'
+                f'<rect class="hover" x="{x}" y="0" width="{w}" height="100"/>'
+                f'<rect class="pv" x="{x}" y="{bar.pageviews_y:g}" width="{w}" height="{bar.pageviews_height:.4g}"/>'
+                f'<rect class="v" x="{x}" y="{bar.visitors_y:g}" width="{w}" height="{bar.visitors_height:.4g}"/></g>'
+            )
+        return mark_safe("".join(parts))
 
 
 def day_chart(rng: stats.Range, totals: dict[date, tuple[int, int]]) -> Chart:

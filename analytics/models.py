@@ -240,6 +240,22 @@ class PathDay(models.Model):
         return f"{self.path_id} on {self.day}"
 
 
+class PathMonth(models.Model):
+    """PathDay summed by month: the top paths of a year read 12 rows a path, not 365."""
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+    month = models.DateField()  # its first day, in the site's time zone
+    pageviews = models.IntegerField(default=0)
+    visitors = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "month", "path"], name="analytics_pathmonth_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.path_id} in {self.month}"
+
+
 class RefDay(models.Model):
     """Where a path's visitors came from, per day of the site's time zone."""
 
@@ -268,9 +284,12 @@ class StatDay(models.Model):
     """
 
     KINDS = ["browsers", "systems", "sizes", "locations", "languages", "campaigns"]
+    # Kept for the site-wide views of long ranges, a handful of rows a day whatever the number of paths:
+    # "totals" (name "pages" or "events") and "toprefs" (name the referrer, detail its scheme).
+    SITE_KINDS = ["totals", "toprefs"]
 
     site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
-    kind = models.CharField(max_length=10, choices=[(kind, kind) for kind in KINDS])
+    kind = models.CharField(max_length=10, choices=[(kind, kind) for kind in KINDS + SITE_KINDS])
     day = models.DateField()
     name = models.TextField()
     detail = models.TextField()
@@ -286,7 +305,7 @@ class StatDay(models.Model):
         return f"{self.kind} {self.name} {self.detail} on {self.day}"
 
 
-ROLLUP_MODELS = [PathHour, PathDay, RefDay, StatDay]
+ROLLUP_MODELS = [PathHour, PathDay, PathMonth, RefDay, StatDay]
 
 
 @receiver(pre_delete, sender=Site)

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.tasks import task
 from django.utils import timezone
 
-from analytics.models import Hit, PathDay, PathHour, RefDay, RollupState, Site, StatDay
+from analytics.models import Hit, Path, PathDay, PathHour, PathMonth, RefDay, RollupState, Site, StatDay
 from analytics.tasks import last_committed_hit_id
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ STAT_SOURCES = {
     "locations": (UNKNOWN.format(value="split_part(h.location, '-', 1)"), "h.location", ""),
     "languages": (UNKNOWN.format(value="h.language"), "''", ""),
     "campaigns": ("h.campaign", "h.ref", "AND h.campaign <> ''"),  # detail: the campaign's sources
+    "toprefs": ("h.ref", "h.ref_scheme", "AND h.ref <> ''"),
 }
 
 
@@ -67,6 +68,14 @@ def _fold_sql() -> list[str]:
         f"""INSERT INTO {PathDay._meta.db_table} (site_id, path_id, day, pageviews, visitors)
             SELECT h.site_id, h.path_id, {local_day}, {counts} {source} GROUP BY 1, 2, 3
             ON CONFLICT (site_id, day, path_id) DO UPDATE SET {add.format(t=PathDay._meta.db_table)}""",
+        f"""INSERT INTO {PathMonth._meta.db_table} (site_id, path_id, month, pageviews, visitors)
+            SELECT h.site_id, h.path_id, date_trunc('month', {local_day})::date, {counts} {source} GROUP BY 1, 2, 3
+            ON CONFLICT (site_id, month, path_id) DO UPDATE SET {add.format(t=PathMonth._meta.db_table)}""",
+        f"""INSERT INTO {StatDay._meta.db_table} (site_id, kind, day, name, detail, pageviews, visitors)
+            SELECT h.site_id, 'totals', {local_day}, CASE WHEN p.event THEN 'events' ELSE 'pages' END, '', {counts}
+            {source.replace("WHERE", f"JOIN {Path._meta.db_table} p ON p.id = h.path_id WHERE")}
+            GROUP BY 1, 2, 3, 4, 5
+            ON CONFLICT (site_id, kind, day, name, detail) DO UPDATE SET {add.format(t=StatDay._meta.db_table)}""",
         f"""INSERT INTO {RefDay._meta.db_table} (site_id, path_id, day, ref, ref_scheme, pageviews, visitors)
             SELECT h.site_id, h.path_id, {local_day}, h.ref, h.ref_scheme, {counts} {source} AND h.ref <> ''
             GROUP BY 1, 2, 3, 4, 5
@@ -136,7 +145,7 @@ def rebuild_days(site: Site) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK)
         last = RollupState.objects.filter(name="hits").values_list("last_hit_id", flat=True).first() or 0
-        for model in (PathDay, RefDay, StatDay):
+        for model in (PathDay, PathMonth, RefDay, StatDay):
             model.objects.filter(site=site).delete()
         for sql in _fold_sql()[1:]:
             cursor.execute(

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.db import connection
 
-from analytics.models import Path, PathDay, PathHour, RefDay, Site, StatDay
+from analytics.models import Path, PathDay, PathHour, PathMonth, RefDay, Site, StatDay
 
 MAX_RANGE_DAYS = 3 * 366
 
@@ -64,7 +64,13 @@ def _path_filter(include: list[int] | None, exclude: list[int] | None) -> tuple[
 def daily_totals(site: Site, rng: Range, *, include: list[int] | None = None) -> dict[date, tuple[int, int]]:
     """day -> (visitors, pageviews) of all paths (or those included), events included."""
     where, params = _path_filter(include, None)
-    if rng.tz == site.timezone:
+    if rng.tz == site.timezone and include is None:  # a row or two a day, however many paths
+        rows = _rows(
+            f"SELECT day, sum(visitors), sum(pageviews) FROM {StatDay._meta.db_table} "
+            "WHERE site_id = %s AND kind = 'totals' AND day BETWEEN %s AND %s GROUP BY day",
+            [site.pk, rng.start, rng.end],
+        )
+    elif rng.tz == site.timezone:
         rows = _rows(
             f"SELECT day, sum(visitors), sum(pageviews) FROM {PathDay._meta.db_table} "
             f"WHERE site_id = %s AND day BETWEEN %s AND %s{where} GROUP BY day",
@@ -85,9 +91,8 @@ def event_totals(site: Site, rng: Range) -> tuple[int, int]:
     low, high = rng.utc_bounds()
     if rng.tz == site.timezone:
         sql = (
-            f"SELECT coalesce(sum(d.visitors), 0), coalesce(sum(d.pageviews), 0) FROM {PathDay._meta.db_table} d "
-            f"JOIN {Path._meta.db_table} p ON p.id = d.path_id WHERE d.site_id = %s AND d.day BETWEEN %s AND %s "
-            "AND p.event"
+            f"SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0) FROM {StatDay._meta.db_table} "
+            "WHERE site_id = %s AND kind = 'totals' AND day BETWEEN %s AND %s AND name = 'events'"
         )
         params = [site.pk, rng.start, rng.end]
     else:
@@ -131,7 +136,20 @@ def top_paths(
 ) -> tuple[list[PathTotal], bool]:
     """The paths with the most visitors in the range, and whether there are more."""
     where, params = _path_filter(include, exclude)
-    if rng.tz == site.timezone:
+    months = _whole_months(rng)
+    if rng.tz == site.timezone and months:
+        # whole months from PathMonth, the days before and after them from PathDay
+        first, after = months
+        sql = (
+            f"SELECT path_id, sum(v) v, sum(pv) pv FROM ("
+            f"SELECT path_id, visitors v, pageviews pv FROM {PathMonth._meta.db_table} "
+            f"WHERE site_id = %s AND month >= %s AND month < %s{where} UNION ALL "
+            f"SELECT path_id, visitors, pageviews FROM {PathDay._meta.db_table} "
+            f"WHERE site_id = %s AND (day BETWEEN %s AND %s OR day BETWEEN %s AND %s){where}"
+            ") t GROUP BY path_id ORDER BY v DESC, pv DESC, path_id LIMIT %s OFFSET %s"
+        )
+        head = [site.pk, first, after, *params, site.pk, rng.start, first - timedelta(days=1), after, rng.end]
+    elif rng.tz == site.timezone:
         sql = (
             f"SELECT path_id, sum(visitors) v, sum(pageviews) pv FROM {PathDay._meta.db_table} "
             f"WHERE site_id = %s AND day BETWEEN %s AND %s{where} "
@@ -232,6 +250,13 @@ def referrers(
             "GROUP BY p.path ORDER BY v DESC, pv DESC, p.path LIMIT %s OFFSET %s",
             [site.pk, low, high, ref, limit + 1, offset],
         )
+    elif path_id is None:  # the whole site's: a row a referrer a day, however many paths
+        rows = _rows(
+            f"SELECT name, sum(visitors) v, sum(pageviews) pv, min(detail) FROM {StatDay._meta.db_table} "
+            "WHERE site_id = %s AND kind = 'toprefs' AND day BETWEEN %s AND %s "
+            "GROUP BY name ORDER BY v DESC, pv DESC, name LIMIT %s OFFSET %s",
+            [site.pk, low, high, limit + 1, offset],
+        )
     else:
         where = " AND path_id = %s" if path_id is not None else ""
         rows = _rows(
@@ -241,6 +266,17 @@ def referrers(
             [site.pk, low, high, *([path_id] if path_id is not None else []), limit + 1, offset],
         )
     return [Stat(str(n), int(v), int(pv), scheme) for n, v, pv, scheme in rows[:limit]], len(rows) > limit
+
+
+def _whole_months(rng: Range) -> tuple[date, date] | None:
+    """(first day of the first whole month in the range, first day after the last whole one), if any."""
+    first = rng.start if rng.start.day == 1 else (rng.start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = (
+        (rng.end + timedelta(days=1)).replace(day=1)
+        if (rng.end + timedelta(days=1)).day != 1
+        else rng.end + timedelta(days=1)
+    )
+    return (first, after) if first < after else None
 
 
 def _site_days(site: Site, rng: Range) -> tuple[date, date]:
@@ -279,7 +315,13 @@ def range_total(
 ) -> tuple[int, int]:
     """(visitors, pageviews) of the paths (those included, minus those excluded) over the whole range."""
     where, params = _path_filter(include, exclude)
-    if rng.tz == site.timezone:
+    if rng.tz == site.timezone and include is None and not exclude:
+        sql = (
+            f"SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0) FROM {StatDay._meta.db_table} "
+            "WHERE site_id = %s AND kind = 'totals' AND day BETWEEN %s AND %s"
+        )
+        head = [site.pk, rng.start, rng.end]
+    elif rng.tz == site.timezone:
         sql = (
             f"SELECT coalesce(sum(visitors), 0), coalesce(sum(pageviews), 0) FROM {PathDay._meta.db_table} "
             f"WHERE site_id = %s AND day BETWEEN %s AND %s{where}"

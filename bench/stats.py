@@ -79,9 +79,8 @@ class StatsBench:
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
-        subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "migrate", "--no-input", "-v0"], env=self.server_env, check=True
-        )
+        for command in (["migrate", "--no-input", "-v0"], ["collectstatic", "--no-input", "-v0"]):  # DEBUG=false pages
+            subprocess.run([sys.executable, str(ROOT / "manage.py"), *command], env=self.server_env, check=True)
         os.environ.update(self.server_env)
         import django
 

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from tqdm import tqdm
 
-from analytics.models import Domain, Path, Site
+from analytics.models import ROLLUP_MODELS, Domain, Path, Site
 from analytics.rollups import roll_up
 from analytics.services import HIT_COLUMNS
 from logsvc.models import User
@@ -90,6 +90,9 @@ class Command(BaseCommand):
             cursor.execute("ANALYZE analytics_hit")
         with tqdm(total=hits, unit="hits", unit_scale=True, desc="rollups") as bar:
             roll_up(progress=bar.update)
+        with connection.cursor() as cursor:  # fresh planner statistics, as autovacuum would give them in a while
+            for model in ROLLUP_MODELS:
+                cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
         self.stdout.write(f"Added {hits:,} hits to site {target.code} (id {target.pk}) over {days} days.")
 
     def make_paths(self, site: Site, n: int, rng: random.Random) -> list[int]:
