@@ -50,6 +50,9 @@ from bench.ingest import (  # after the path fix above
 
 DB_PREFIX = "logsvc_bench_social_"
 PAGE = 20
+# Queries are compared at the default and the largest page. (Not at a tiny one: Django skips a nested
+# prefetch when the outer one found nothing, so 5 logs without comments run 2 queries fewer: fewer, not more.)
+MAX_PAGE = 100
 DEEP_PAGE = 51  # offset = (DEEP_PAGE - 1) * PAGE = 1000
 TARGET_RATIO = 1.5
 SEED = 1
@@ -162,7 +165,7 @@ def inprocess(size: int, subjects_json: str, token: str) -> None:
     for key in ENDPOINTS:
         path = endpoint_path(key, subjects)
         headers = {"Authorization": f"Bearer {auth[key]}"}
-        for limit in (5, PAGE):
+        for limit in (PAGE, MAX_PAGE):
             with CaptureQueriesContext(connection) as captured:
                 response = client.get(page_url(path, 1, limit), headers=headers)
             assert response.status_code == 200, (path, response.status_code, response.content[:300])
@@ -429,17 +432,17 @@ class SocialBench(Bench):
                 )
         for key in ENDPOINTS:
             for size in self.sizes:
-                q5, q20 = (size.info["queries"][f"{key}@{n}"] for n in (5, PAGE))
+                q20, q100 = (size.info["queries"][f"{key}@{n}"] for n in (PAGE, MAX_PAGE))
                 rows.append(
                     (
                         f"(q) SQL queries per page, {TITLES[key]} @{human(size.logs)}",
+                        f"{q100} at limit={MAX_PAGE}",
+                        "",
+                        "",
                         f"{q20} at limit={PAGE}",
                         "",
-                        "",
-                        f"{q5} at limit=5",
-                        "",
                         "equal",
-                        "PASS" if q5 == q20 else "MISS",
+                        "PASS" if q20 == q100 else "MISS",
                         "",
                     )
                 )
