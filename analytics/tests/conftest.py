@@ -58,3 +58,17 @@ def page(browser: Browser, person_user_agent: str) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def database_url() -> str:
+    """The test database as a URL for a subprocess's DATABASE_URL or psycopg.connect: a server's host and port,
+    or the embedded PostgreSQL's socket directory (which settings keep in OPTIONS["host"])."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    user = f"{db['USER']}:{db.get('PASSWORD') or ''}"
+    host = db.get("HOST") or db.get("OPTIONS", {}).get("host") or "127.0.0.1"
+    if host.startswith("/"):
+        port = f"&port={db['PORT']}" if db.get("PORT") else ""
+        return f"postgresql://{user}@/{db['NAME']}?host={host}{port}"
+    return f"postgresql://{user}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"

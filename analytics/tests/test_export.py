@@ -29,6 +29,7 @@ from django_tasks_db.models import DBTaskResult
 from analytics.models import Export, Hit, Site
 from analytics.services import CleanHit, record_hits
 from analytics.tasks import LOCK_NAMESPACE, reap_stale_exports, run_export
+from analytics.tests.conftest import database_url
 from conftest import client_with_key, make_key
 
 ROOT = Path(settings.BASE_DIR)
@@ -508,9 +509,7 @@ def test_a_refused_request_does_not_use_up_the_hour(client, site):
 
 
 def db_url() -> str:
-    db = settings.DATABASES["default"]
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return database_url()
 
 
 def advisory_lock_held(export_id: int) -> bool:

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from analytics import sites
 from analytics.models import Hit, Site
+from analytics.tests.conftest import database_url
 from conftest import client_with_key, make_key
 from logsvc.models import RateLimitCounter
 
@@ -167,10 +168,7 @@ def start_servers(request, count: int, env: dict[str, str]) -> list[str]:
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    database = django_settings.DATABASES["default"]
-    url = (
-        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    )
+    url = database_url()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("RATE_LIMIT_", "PYTEST"))}
     return env | {
         "DATABASE_URL": url,
