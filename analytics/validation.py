@@ -126,30 +126,45 @@ def clean_api_hit(
         raise HitError(NO_SESSION)
     if ip and ip in ignore_ips:
         raise Ignored(ip)
+    # A backend that sends no user agent is not a bot for lack of one; only a UA it does send is judged.
+    bot = hitinfo.detect_bot(user_agent, hint) if user_agent else (hint if hint > 1 else 0)
+    return _hit(
+        path=path,
+        event=event,
+        title=title,
+        ref=ref,
+        query=query,
+        site_hosts=site_hosts,
+        user_agent=user_agent,
+        bot=bot,
+        size=size,
+        location=location,
+        language=language,
+        visitor=visitor,
+        created_at=created_at,
+    )
+
+
+def _hit(
+    *, path: str, event: bool, ref: str, query: str, site_hosts: tuple[str, ...], user_agent: str, **fields: Any
+) -> CleanHit:
+    """What both doors do alike: the path cleaned (Ignored when GoatCounter drops it), the referrer and the
+    campaign (from pageviews' query strings only, as in GoatCounter), browser and system from the user agent."""
     cleaned = hitinfo.clean_path(path, event)
     if cleaned is None:
         raise Ignored(path)
-    # A backend that sends no user agent is not a bot for lack of one; only a UA it does send is judged.
-    bot = hitinfo.detect_bot(user_agent, hint) if user_agent else (hint if hint > 1 else 0)
-    browser, system = hitinfo.parse_user_agent(user_agent) if user_agent else ("", "")
-    # Campaigns come from pageviews' query strings only, as in GoatCounter.
     referrer, scheme, campaign = hitinfo.parse_ref(ref, "" if event else query, site_hosts)
+    browser, system = hitinfo.parse_user_agent(user_agent) if user_agent else ("", "")
     return CleanHit(
         path=cleaned,
-        title=title,
         event=event,
         ref=referrer,
         ref_scheme=scheme,
         campaign=campaign,
         browser=browser,
         system=system,
-        size=size,
-        location=location,
-        language=language,
-        bot=bot,
         user_agent=user_agent,
-        visitor=visitor,
-        created_at=created_at,
+        **fields,
     )
 
 
@@ -189,27 +204,17 @@ def clean_pixel_hit(
         size = hitinfo.parse_size(params.get("s") or None)
     except ValueError as error:
         raise HitError(f"s: {error}") from None
-    cleaned = hitinfo.clean_path(path, event)
-    if cleaned is None:
-        raise Ignored(path)
-    title = _clip(params.get("t", ""), hitinfo.MAX_TITLE)
-    referrer, scheme, campaign = hitinfo.parse_ref(
-        _clip(params.get("r", ""), hitinfo.MAX_REF), params.get("q", ""), site_hosts
-    )
-    browser, system = hitinfo.parse_user_agent(user_agent)
     no_session = params.get("ns", "").lower() in TRUE_WORDS
-    return CleanHit(
-        path=cleaned,
-        title=title,
+    return _hit(
+        path=path,
         event=event,
-        ref=referrer,
-        ref_scheme=scheme,
-        campaign=campaign,
-        browser=browser,
-        system=system,
+        title=_clip(params.get("t", ""), hitinfo.MAX_TITLE),
+        ref=_clip(params.get("r", ""), hitinfo.MAX_REF),
+        query=params.get("q", ""),
+        site_hosts=site_hosts,
+        user_agent=_clip(user_agent, hitinfo.MAX_USER_AGENT),
         size=size,
         language=hitinfo.parse_language(language),
         bot=hitinfo.detect_bot(user_agent, hint),
-        user_agent=_clip(user_agent, hitinfo.MAX_USER_AGENT),
         visitor=None if no_session else visitor_hash(site_id, ip=ip, user_agent=user_agent),
     )

@@ -194,3 +194,14 @@ def test_a_site_deleted_after_the_pixel_remembered_it_is_a_404_not_a_500(site):
         cursor.execute("DELETE FROM analytics_visitorpath; DELETE FROM analytics_path; DELETE FROM analytics_site")
     assert_gif(pixel({"p": "/after"}), 404)
     assert Hit.objects.count() == 0
+
+
+def test_an_event_takes_no_campaign_from_the_query_as_on_the_api(site):
+    assert_gif(pixel({"p": "/signup-click", "e": "true", "q": "%3Futm_campaign%3Dspring"}), 200)
+    assert campaign_of("signup-click") == ""  # events lose their leading slash
+    assert_gif(pixel({"p": "/landing", "q": "%3Futm_campaign%3Dspring"}), 200)
+    assert campaign_of("/landing") == "spring"
+
+
+def campaign_of(path: str) -> str:
+    return Hit.objects.get(path__path=path).campaign
