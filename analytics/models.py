@@ -209,14 +209,28 @@ class RollupState(models.Model):
         return f"{self.name} up to hit {self.last_hit_id}"
 
 
-class PathHour(models.Model):
-    """Pageviews and visitors of a path in an hour (UTC): hourly charts, and days in a zone not the site's."""
+class Rollup(models.Model):
+    """What every rollup row has: a site's pageviews and visitors (first visits) of something in a period."""
 
     site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
-    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
-    hour = models.DateTimeField()
     pageviews = models.IntegerField(default=0)
     visitors = models.IntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class PathRollup(Rollup):
+    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
+
+    class Meta:
+        abstract = True
+
+
+class PathHour(PathRollup):
+    """Pageviews and visitors of a path in an hour (UTC): hourly charts, and days in a zone not the site's."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["site", "hour", "path"], name="analytics_pathhour_unique")]
@@ -225,14 +239,10 @@ class PathHour(models.Model):
         return f"{self.path_id} at {self.hour}"
 
 
-class PathDay(models.Model):
+class PathDay(PathRollup):
     """Pageviews and visitors of a path on a day of the site's time zone: the dashboard's and stats' days."""
 
-    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
-    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
     day = models.DateField()
-    pageviews = models.IntegerField(default=0)
-    visitors = models.IntegerField(default=0)
 
     class Meta:
         # Both indexes carry the counts, so the stats read them alone (index-only scans, a fifth of the time):
@@ -246,14 +256,10 @@ class PathDay(models.Model):
         return f"{self.path_id} on {self.day}"
 
 
-class PathMonth(models.Model):
+class PathMonth(PathRollup):
     """PathDay summed by month: the top paths of a year read 12 rows a path, not 365."""
 
-    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
-    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
     month = models.DateField()  # its first day, in the site's time zone
-    pageviews = models.IntegerField(default=0)
-    visitors = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -264,16 +270,12 @@ class PathMonth(models.Model):
         return f"{self.path_id} in {self.month}"
 
 
-class RefDay(models.Model):
+class RefDay(PathRollup):
     """Where a path's visitors came from, per day of the site's time zone."""
 
-    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
-    path = models.ForeignKey(Path, on_delete=models.DO_NOTHING, db_index=False)
     day = models.DateField()
     ref = models.TextField()
     ref_scheme = models.CharField(max_length=1)
-    pageviews = models.IntegerField(default=0)
-    visitors = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -285,7 +287,7 @@ class RefDay(models.Model):
         return f"{self.ref} to {self.path_id} on {self.day}"
 
 
-class StatDay(models.Model):
+class StatDay(Rollup):
     """Browsers, systems, screen sizes, locations, languages and campaigns per day of the site's time zone.
 
     name is what the list shows (Chrome, US, Phones), detail what its detail page shows (131, US-CA, 390).
@@ -296,13 +298,10 @@ class StatDay(models.Model):
     # "totals" (name "pages" or "events") and "toprefs" (name the referrer, detail its scheme).
     SITE_KINDS = ["totals", "toprefs"]
 
-    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
     kind = models.CharField(max_length=10, choices=[(kind, kind) for kind in KINDS + SITE_KINDS])
     day = models.DateField()
     name = models.TextField()
     detail = models.TextField()
-    pageviews = models.IntegerField(default=0)
-    visitors = models.IntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -11,6 +11,7 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 
 from django.db import connection
 
@@ -27,7 +28,7 @@ class Range:
     end: date
     tz: str
 
-    @property
+    @cached_property  # a stats answer asks for it once per path
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
