@@ -41,6 +41,7 @@ from bench.ingest import (  # after the path fix above
     HttpCase,
     Run,
     add_run_args,
+    apply_quick,
     human,
     log,
     run_bench,
@@ -459,10 +460,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-exports", action="store_true", help="only the HTTP measurements")
     p.add_argument("--force", action="store_true", help="use a DATABASE_URL database that already has data")
     args = p.parse_args(argv)
-    if args.quick:
-        for name, value in {"duration": 3, "warmup": 1, "copy_rows": 20_000, "large_rows": 100_000}.items():
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, value)
+    apply_quick(p, args, {"duration": 3, "warmup": 1, "copy_rows": 20_000, "large_rows": 100_000})
     return args
 
 

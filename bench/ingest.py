@@ -1129,6 +1129,14 @@ def table_lines(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[st
     return [fmt(header), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows)]
 
 
+def apply_quick(p: argparse.ArgumentParser, args: argparse.Namespace, values: dict[str, Any]) -> None:
+    """Under --quick, these values for the options the command line left at their defaults."""
+    if args.quick:
+        for name, value in values.items():
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """The options every benchmark here shares: rounds, warm-up, wrk threads and gunicorn workers."""
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
@@ -1155,12 +1163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-queries", action="store_true", help="only the ingestion measurements (a)-(e)")
     p.add_argument("--force", action="store_true", help="use a DATABASE_URL database that already has data")
     args = p.parse_args(argv)
-    if args.quick:
-        defaults = {"duration": 3, "query_duration": 3, "warmup": 1, "copy_rows": 50_000, "big_copy_rows": 200_000}
-        defaults["large_rows"] = 100_000
-        for name, value in defaults.items():
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, value)
+    quick = {"duration": 3, "query_duration": 3, "warmup": 1, "copy_rows": 50_000, "big_copy_rows": 200_000}
+    apply_quick(p, args, quick | {"large_rows": 100_000})
     if args.rounds < 1 or args.large_rows <= args.small_rows or args.copy_rows < BATCH_SIZE:
         p.error("need --rounds >= 1, --large-rows > --small-rows and --copy-rows >= 500")
     return args

@@ -39,6 +39,7 @@ from bench.ingest import (  # after the path fix above
     Gunicorn,
     WrkResult,
     add_run_args,
+    apply_quick,
     human,
     log,
     port_answers,
@@ -549,10 +550,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--inprocess", nargs=3, metavar=("LOGS", "SUBJECTS", "TOKEN"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.quick:
-        for name, value in {"rounds": 1, "query_duration": 2, "warmup": 1, "large_logs": 100_000}.items():
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, value)
+    apply_quick(p, args, {"rounds": 1, "query_duration": 2, "warmup": 1, "large_logs": 100_000})
     if args.rounds < 1 or args.large_logs <= args.small_logs:
         p.error("need --rounds >= 1 and --large-logs > --small-logs")
     return args

@@ -35,6 +35,7 @@ from bench.ingest import (  # after the path fix above
     WRK,
     Gunicorn,
     add_run_args,
+    apply_quick,
     human,
     log,
     port_answers,
@@ -288,10 +289,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     p.add_argument("--db", choices=["auto", "local", "embedded"], default="auto", help="where the database runs")
     args = p.parse_args(argv)
-    if args.quick:
-        for name, value in {"large": 200_000, "duration": 3, "warmup": 1, "rounds": 1, "burst": 20_000}.items():
-            if getattr(args, name) == p.get_default(name):
-                setattr(args, name, value)
+    apply_quick(p, args, {"large": 200_000, "duration": 3, "warmup": 1, "rounds": 1, "burst": 20_000})
     return args
 
 
