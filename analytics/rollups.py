@@ -21,7 +21,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from analytics.models import Hit, Path, PathDay, PathHour, PathMonth, RefDay, RollupState, Site, StatDay
-from analytics.tasks import last_committed_hit_id
+from analytics.tasks import advisory_lock, last_committed_hit_id
 
 logger = logging.getLogger(__name__)
 
@@ -93,28 +93,23 @@ def _fold_sql() -> list[str]:
 
 def roll_up(step: int = STEP, progress: Callable[[int], None] | None = None) -> int:
     """Fold every committed hit not yet in the rollups into them; returns how many. Safe to run anywhere."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK)
-        if not cursor.fetchone()[0]:
+    with advisory_lock(*LOCK) as held:
+        if not held:
             return 0  # another process is at it; it will see these hits too
-        try:
-            RollupState.objects.get_or_create(name="hits")
-            start = RollupState.objects.get(name="hits").last_hit_id
-            bound = last_committed_hit_id(None, start)
-            folded = start
-            statements = _fold_sql()
-            while folded < bound:
-                upto = min(bound, folded + step)
-                with transaction.atomic():
-                    for sql in statements:
-                        cursor.execute(sql, {"from_id": folded, "to_id": upto})
-                    RollupState.objects.filter(name="hits").update(last_hit_id=upto, updated_at=timezone.now())
-                if progress:
-                    progress(upto - folded)
-                folded = upto
-            return folded - start
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK)
+        state, _ = RollupState.objects.get_or_create(name="hits")
+        start = folded = state.last_hit_id
+        bound = last_committed_hit_id(None, start)
+        statements = _fold_sql()
+        while folded < bound:
+            upto = min(bound, folded + step)
+            with transaction.atomic(), connection.cursor() as cursor:
+                for sql in statements:
+                    cursor.execute(sql, {"from_id": folded, "to_id": upto})
+                RollupState.objects.filter(name="hits").update(last_hit_id=upto, updated_at=timezone.now())
+            if progress:
+                progress(upto - folded)
+            folded = upto
+        return folded - start
 
 
 @task()

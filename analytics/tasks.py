@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -74,36 +75,43 @@ def last_committed_hit_id(site_id: int | None, start: int) -> int:
         return cursor.fetchone()[0] or start
 
 
-def _try_lock(cursor, export_id: int) -> bool:
-    cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, export_id])
-    return cursor.fetchone()[0]
+@contextlib.contextmanager
+def advisory_lock(namespace: int, key: int) -> Iterator[bool]:
+    """Take the session advisory lock (namespace, key) if nobody holds it; yields whether we did, and frees it.
 
-
-def _unlock(cursor, export_id: int) -> None:
-    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, export_id])
+    A session lock outlives transactions and dies with the connection: a worker killed while holding one
+    lets the next one in at once.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key])
+        held = cursor.fetchone()[0]
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
 
 
 @task()
 def run_export(export_id: int) -> None:
-    with connection.cursor() as cursor:
-        if not _try_lock(cursor, export_id):
+    with advisory_lock(LOCK_NAMESPACE, export_id) as held:
+        if not held:
             return  # another worker has it
         try:
             # Read under the lock: a worker that finished it a moment ago has released the lock by now.
             export = Export.objects.select_related("site").filter(pk=export_id, finished_at=None).first()
             if export is None:
                 return  # finished (or failed) meanwhile, or deleted with its site
-            _write_export(export, cursor)
+            _write_export(export)
         except Exception as error:
             logger.exception("Export %s failed", export_id)
             Export.objects.filter(pk=export_id).update(
                 error=f"The export failed ({type(error).__name__}); start a new one.", finished_at=timezone.now()
             )
-        finally:
-            _unlock(cursor, export_id)
 
 
-def _write_export(export: Export, cursor) -> None:
+def _write_export(export: Export) -> None:
     Export.objects.filter(pk=export.pk).update(started_at=timezone.now(), attempts=export.attempts + 1)
     start = export.start_from_hit_id or 0
     last = last_committed_hit_id(export.site_id, start)
@@ -111,7 +119,7 @@ def _write_export(export: Export, cursor) -> None:
     os.makedirs(settings.EXPORT_DIR, exist_ok=True)
     partial = f"{path}.partial"
     try:
-        rows = _write_csv(export, cursor, partial, start, last)
+        rows = _write_csv(export, partial, start, last)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
@@ -132,23 +140,24 @@ def _write_export(export: Export, cursor) -> None:
     )
 
 
-def _write_csv(export: Export, cursor, partial: str, start: int, last: int) -> int:
+def _write_csv(export: Export, partial: str, start: int, last: int) -> int:
     """COPY the hits to partial, gzip'd; returns how many rows."""
     with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out:
         out.write(CSV_HEADER.encode())
-        with cursor.cursor.copy(_export_sql(), [export.site_id, start, last]) as copy:
-            # COPY hands over a row at a time: gzip gets them 64 KiB at a time, which is several times faster
-            pending: list = []
-            pending_bytes = 0
-            for chunk in copy:
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= 1 << 16:
-                    out.write(b"".join(pending))
-                    pending.clear()
-                    pending_bytes = 0
-            out.write(b"".join(pending))
-        return cursor.cursor.rowcount
+        with connection.cursor() as cursor:
+            with cursor.cursor.copy(_export_sql(), [export.site_id, start, last]) as copy:
+                # COPY hands over a row at a time: gzip gets them 64 KiB at a time, which is several times faster
+                pending: list = []
+                pending_bytes = 0
+                for chunk in copy:
+                    pending.append(chunk)
+                    pending_bytes += len(chunk)
+                    if pending_bytes >= 1 << 16:
+                        out.write(b"".join(pending))
+                        pending.clear()
+                        pending_bytes = 0
+                out.write(b"".join(pending))
+            return cursor.cursor.rowcount
 
 
 def reap_stale_exports(site_id: int | None = None) -> int:
@@ -157,29 +166,26 @@ def reap_stale_exports(site_id: int | None = None) -> int:
     if site_id is not None:
         stale = stale.filter(site_id=site_id)
     reaped = 0
-    with connection.cursor() as cursor:
-        for export in stale:
-            if not _try_lock(cursor, export.pk):
+    for export in stale:
+        with advisory_lock(LOCK_NAMESPACE, export.pk) as held:
+            if not held:
                 continue  # a worker is writing it
-            try:
-                with transaction.atomic():
-                    current = Export.objects.select_for_update().get(pk=export.pk)
-                    if current.finished_at is not None or current.started_at is None:
-                        continue
-                    if current.attempts >= settings.EXPORT_MAX_ATTEMPTS:
-                        current.error = (
-                            f"The export was interrupted {current.attempts} times; start a new one, and if it "
-                            "happens again tell the server's operator (the worker may run out of memory or time)."
-                        )
-                        current.finished_at = timezone.now()
-                        current.save(update_fields=["error", "finished_at"])
-                    else:
-                        current.started_at = None
-                        current.save(update_fields=["started_at"])
-                        run_export.enqueue(current.pk)
-                    reaped += 1
-            finally:
-                _unlock(cursor, export.pk)
+            with transaction.atomic():
+                current = Export.objects.select_for_update().get(pk=export.pk)
+                if current.finished_at is not None or current.started_at is None:
+                    continue
+                if current.attempts >= settings.EXPORT_MAX_ATTEMPTS:
+                    current.error = (
+                        f"The export was interrupted {current.attempts} times; start a new one, and if it "
+                        "happens again tell the server's operator (the worker may run out of memory or time)."
+                    )
+                    current.finished_at = timezone.now()
+                    current.save(update_fields=["error", "finished_at"])
+                else:
+                    current.started_at = None
+                    current.save(update_fields=["started_at"])
+                    run_export.enqueue(current.pk)
+                reaped += 1
     return reaped
 
 
