@@ -3,6 +3,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,9 @@ SCOPES = [
     ("sites", "Read, create and update sites"),
 ]
 KEY_PREFIX_LENGTH = 8
+# What set_secret() makes: lsk_, a hex prefix, then URL-safe characters. Anything else (a NUL from a Basic
+# header, non-ASCII, a megabyte) is no key and never reaches the database.
+KEY_SHAPE = re.compile(rf"lsk_[0-9a-f]{{{KEY_PREFIX_LENGTH}}}[A-Za-z0-9_-]{{8,64}}")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -44,7 +48,7 @@ def hash_key(raw: str) -> str:
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def for_key(self, raw: str) -> ApiKey | None:
         """The usable (not revoked, not expired) key matching raw, with its user, or None."""
-        if not raw.startswith("lsk_") or len(raw) < 4 + KEY_PREFIX_LENGTH + 8:
+        if not KEY_SHAPE.fullmatch(raw):
             return None
         key = self._with_user_by_prefix(raw[4 : 4 + KEY_PREFIX_LENGTH])
         if key is not None and hmac.compare_digest(key.hashed_key, hash_key(raw)) and key.is_usable():

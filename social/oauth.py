@@ -66,6 +66,15 @@ class OAuth2Validator(ToolkitValidator):
             client_id, redirect_uri, request, *args, **kwargs
         )
 
+    def validate_bearer_token(self, token, scopes, request):
+        # The toolkit takes a deactivated user's token; their session and API keys stop working, so must it.
+        if not super().validate_bearer_token(token, scopes, request):
+            return False
+        if not request.user.is_active:
+            request.oauth2_error = {"error": "invalid_token", "error_description": "The access token is invalid."}
+            return False
+        return True
+
     def validate_response_type(self, client_id, response_type, client, request, *args, **kwargs):
         # Runs once redirect_uri is trusted, before the consent page: refuse a non-S256 challenge there
         # rather than after the user said yes (COMPLIANT_BCP_RFC9700_PKCE_METHOD only checks at the end).
