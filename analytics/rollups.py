@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -117,22 +118,30 @@ def roll_up_hits() -> int:
     return roll_up()
 
 
-_last_scheduled = 0.0
+# When (time.monotonic()) the rollup this process last asked for may start: it folds in every hit committed
+# before then.
+_next_slot = 0.0
 
 
 def schedule_roll_up() -> None:
-    """Ask the worker to fold new hits in: at most once per ROLLUP_INTERVAL_SECONDS per process, so a
-    stream of hits costs one queue row a second, not one per hit."""
-    global _last_scheduled
+    """Ask the worker to fold in the hit just committed: at most one rollup per ROLLUP_INTERVAL_SECONDS per
+    process, so a stream of hits costs one queue row a second, not one per hit.
+
+    A hit that comes while the last rollup asked for may not have started yet is left to it. A later one gets
+    a rollup deferred to the next free slot, so the last hits of a burst (or of a quiet site) reach the stats
+    within the interval too, not whenever this process happens to store the next hit.
+    """
+    global _next_slot
     now = time.monotonic()
-    if now - _last_scheduled < settings.ROLLUP_INTERVAL_SECONDS:
+    if now < _next_slot:
         return
-    _last_scheduled = now
+    slot = max(now, _next_slot + settings.ROLLUP_INTERVAL_SECONDS)
     try:
-        roll_up_hits.enqueue()
+        roll_up_hits.using(run_after=timezone.now() + timedelta(seconds=slot - now)).enqueue()
     except Exception:  # the hits are stored; the next request (or manage.py rollup) schedules it again
-        _last_scheduled = 0.0
         logger.exception("Could not schedule the rollup of new hits")
+        return
+    _next_slot = slot
 
 
 def rebuild_days(site: Site) -> None:
