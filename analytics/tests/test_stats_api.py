@@ -257,6 +257,38 @@ def test_hits_include_and_exclude_paths(client, site):
     assert r.status_code == 400 and list(r.json()["errors"]) == ["include_paths"]
 
 
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        ("2030-02-03", "2030-04-02"),  # most of February, all of March, a little of April
+        ("2030-02-26", "2030-04-28"),  # a little of February, all of March, most of April
+        ("2030-03-03", "2030-03-29"),  # most of one month
+        ("2030-03-10", "2030-03-12"),  # a little of one month
+        ("2030-03-01", "2030-04-30"),  # whole months
+    ],
+)
+def test_top_paths_of_ranges_across_months_count_only_their_days(client, site, start, end):
+    # A range is read as whole months less (or plus) days; the counts must be exactly those of its days.
+    days = [date(2030, 2, 1) + timedelta(days=n) for n in range(0, 89, 3)]  # Feb 1 .. Apr 30, every 3rd day
+    edges = [date(2030, 3, 1), date(2030, 3, 31), date(2030, 4, 30), date(2030, 2, 1)]
+    plan = {"/a": days, "/b": days[::2] + edges, "/edge": edges}
+    store(
+        site,
+        *[
+            hit(path, at=datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12))
+            for path, dates in plan.items()
+            for day in dates
+        ],
+    )
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    expected = {path: sum(first <= day <= last for day in dates) for path, dates in plan.items()}
+    body = get(client, "/api/v0/stats/hits", start=start, end=end).json()
+    assert {h["path"]: (h["count"], h["count_pageviews"]) for h in body["hits"]} == {
+        path: (n, n) for path, n in expected.items() if n
+    }
+    assert body["total"] == sum(expected.values())
+
+
 def test_hits_are_paged(client, site):
     store(site, *[hit(f"/p{n}") for n in range(5) for _ in range(5 - n)])  # /p0 5 visitors ... /p4 1
     day = {"start": "2030-03-04", "end": "2030-03-04"}
