@@ -88,11 +88,17 @@ class StatsBench:
         django.setup()
         from logsvc.models import User
 
-        User.objects.filter(username="statsbench").delete()
-        self.user = User.objects.create_user("statsbench", password=secrets.token_urlsafe(12))
+        if not self.args.reuse:
+            User.objects.filter(username="statsbench").delete()  # and its sites, so they are seeded anew
+        self.user, _ = User.objects.get_or_create(username="statsbench")
         self.gunicorn = Gunicorn(self.args.workers, self.server_env)
 
     def seed(self, code: str, hits: int) -> None:
+        from analytics.models import Hit
+
+        if self.args.reuse and Hit.objects.filter(site__code=code, site__owner=self.user).count() >= hits:
+            log(f"Site {code} already holds its {human(hits)} hits (--reuse)")
+            return
         log(f"Seeding site {code} with {human(hits)} hits over a year (seed_analytics)")
         subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "seed_analytics", "--site", code, "--owner", "statsbench",
@@ -288,6 +294,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=8, help="seconds per wrk run (default 8)")
     p.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     p.add_argument("--db", choices=["auto", "local", "embedded"], default="auto", help="where the database runs")
+    p.add_argument(
+        "--reuse", action="store_true",
+        help="with DATABASE_URL: keep sites that already hold their hits from an earlier run (seeding 10M takes ~10 min)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     apply_quick(p, args, {"large": 200_000, "duration": 3, "warmup": 1, "rounds": 1, "burst": 20_000})
     return args
