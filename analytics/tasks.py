@@ -4,7 +4,8 @@ An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks a
 worker's memory stays flat whatever the number of hits. While it runs, the worker holds a session-level
 advisory lock on the export: if the worker dies, PostgreSQL drops the lock with its connection, and
 reap_stale_exports() (run when anyone looks at the export, and by `manage.py prune`) sees a started export
-nobody holds and runs it again, or marks it failed after EXPORT_MAX_ATTEMPTS.
+nobody holds and runs it again, or marks it failed after EXPORT_MAX_ATTEMPTS; and an export never started
+whose job a dead worker took is queued again.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
-from django.tasks import task
+from django.tasks import TaskResultStatus, task
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from analytics.models import BotHit, Export, Hit, Path, Salt, VisitorPath
 
@@ -160,19 +162,35 @@ def _write_csv(export: Export, partial: str, start: int, last: int) -> int:
             return cursor.cursor.rowcount
 
 
+def _queued(export_id: int) -> bool:
+    """Whether a job for the export waits in the queue (not yet taken by a worker)."""
+    return DBTaskResult.objects.filter(
+        status=TaskResultStatus.READY, task_path=run_export.module_path, args_kwargs__args=[export_id]
+    ).exists()
+
+
 def reap_stale_exports(site_id: int | None = None) -> int:
-    """Exports whose worker died: run them again, or fail them after EXPORT_MAX_ATTEMPTS. Returns how many."""
-    stale = Export.objects.filter(finished_at=None).exclude(started_at=None)
+    """Exports whose worker died: run them again, or fail them after EXPORT_MAX_ATTEMPTS. Returns how many.
+
+    Also an export not started whose job is no longer queued: a worker took the job and died (or lost the
+    database) before it marked the export started; nothing else would ever run it.
+    """
+    unfinished = Export.objects.filter(finished_at=None)
     if site_id is not None:
-        stale = stale.filter(site_id=site_id)
+        unfinished = unfinished.filter(site_id=site_id)
     reaped = 0
-    for export in stale:
+    for export in unfinished:
         with advisory_lock(LOCK_NAMESPACE, export.pk) as held:
             if not held:
                 continue  # a worker is writing it
             with transaction.atomic():
                 current = Export.objects.select_for_update().get(pk=export.pk)
-                if current.finished_at is not None or current.started_at is None:
+                if current.finished_at is not None:
+                    continue
+                if current.started_at is None:
+                    if not _queued(current.pk):
+                        run_export.enqueue(current.pk)
+                        reaped += 1
                     continue
                 if current.attempts >= settings.EXPORT_MAX_ATTEMPTS:
                     current.error = (

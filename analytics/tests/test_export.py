@@ -624,16 +624,14 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def test_a_worker_killed_mid_export_is_reaped_and_the_export_finishes(transactional_db, client, site, settings):
-    add_hits(site, [CleanHit(path=f"/page/{i}", title=f"Page {i}") for i in range(2000)])
-    export_id = export_now(client)["id"]
-    # An insert in flight keeps the worker waiting half-way (it waits for the hits before the cursor to commit).
+def kill_worker_while_blocked(env: dict[str, str], export_id: int, lock: str, ready=lambda: True) -> None:
+    """Start the real worker and SIGKILL it where `lock`, taken by another connection first, keeps it waiting
+    (holding the export's advisory lock, and once ready() is true)."""
     blocker = psycopg.connect(db_url())
-    blocker.execute(f"LOCK TABLE {Hit._meta.db_table} IN ROW EXCLUSIVE MODE")
-    worker = start_worker(subprocess_env(settings.EXPORT_DIR))
+    blocker.execute(lock)
+    worker = start_worker(env)
     try:
-        wait_for(lambda: advisory_lock_held(export_id))
-        assert Export.objects.get().started_at is not None
+        wait_for(lambda: advisory_lock_held(export_id) and ready(), timeout=30)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
     finally:
@@ -641,19 +639,111 @@ def test_a_worker_killed_mid_export_is_reaped_and_the_export_finishes(transactio
         blocker.rollback()
         blocker.close()
     wait_for(lambda: not advisory_lock_held(export_id))
-    assert client.get(f"{URL}/{export_id}").json()["finished_at"] is None
+
+
+def kill_worker_mid_export(env: dict[str, str], export_id: int) -> None:
+    """SIGKILL the real worker while it writes the export (started, lock held, file half-written)."""
+    # An insert in flight keeps the worker waiting half-way (it waits for the hits before the cursor to commit).
+    # The lock is taken a moment before the export is marked started: wait for both.
+    kill_worker_while_blocked(
+        env,
+        export_id,
+        f"LOCK TABLE {Hit._meta.db_table} IN ROW EXCLUSIVE MODE",
+        ready=lambda: Export.objects.get(pk=export_id).started_at is not None,
+    )
+
+
+def reap(how: str, client, export_id: int) -> None:
+    """What notices a dead worker's export by itself: the owner's poll loop, or the hourly `manage.py prune`."""
+    if how == "poll":
+        assert client.get(f"{URL}/{export_id}").json()["finished_at"] is None
+    else:
+        call_command("prune", stdout=io.StringIO())
+
+
+def finish_with_real_worker(env: dict[str, str], export_id: int) -> Export:
+    """Run the real worker until the export is finished (done or failed), as a deployment's worker would."""
+    worker = start_worker(env)
+    try:
+        wait_for(lambda: Export.objects.get(pk=export_id).finished_at is not None, timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+    return Export.objects.get(pk=export_id)
+
+
+@pytest.mark.parametrize("reaped_by", ["poll", "prune"])
+def test_a_worker_killed_mid_export_is_reaped_and_the_export_finishes(
+    transactional_db, client, site, settings, reaped_by
+):
+    add_hits(site, [CleanHit(path=f"/page/{i}", title=f"Page {i}") for i in range(2000)])
+    export_id = export_now(client)["id"]
+    env = subprocess_env(settings.EXPORT_DIR)
+    kill_worker_mid_export(env, export_id)
+    assert not DBTaskResult.objects.ready().exists()  # its job was taken by the worker that died
+    reap(reaped_by, client, export_id)
     reaped = Export.objects.get()
-    assert (reaped.started_at, reaped.attempts) == (None, 1)  # reaped by that GET: queued again
+    assert (reaped.started_at, reaped.attempts) == (None, 1)  # queued again
+    assert DBTaskResult.objects.ready().count() == 1
     assert not list(settings.EXPORT_DIR.glob("*"))  # the killed worker wrote nothing that looks finished
 
-    run_worker()
+    finished = finish_with_real_worker(env, export_id)
+    assert (finished.error, finished.num_rows, finished.attempts) == ("", 2000, 2)
     shown = client.get(f"{URL}/{export_id}").json()
     assert shown["finished_at"] is not None and shown["error"] is None
-    assert shown["num_rows"] == 2000
     _, body = download(client, export_id)
     assert parse_csv(body)[1:] == expected_rows(site)
-    assert Export.objects.get().attempts == 2
     assert not list(settings.EXPORT_DIR.glob("*.partial"))
+
+
+def test_an_export_whose_worker_is_killed_every_time_ends_failed_by_itself(transactional_db, client, site, settings):
+    settings.EXPORT_MAX_ATTEMPTS = 2
+    add_hits(site, [CleanHit(path=f"/page/{i}") for i in range(200)])
+    export_id = export_now(client)["id"]
+    env = subprocess_env(settings.EXPORT_DIR)
+    for attempt in (1, 2):
+        kill_worker_mid_export(env, export_id)
+        assert Export.objects.get().attempts == attempt
+        call_command("prune", stdout=io.StringIO())  # the first time queued again, the second time failed
+
+    failed = Export.objects.get()
+    assert failed.finished_at is not None and "interrupted 2 times" in failed.error
+    assert not DBTaskResult.objects.ready().exists()  # not queued a third time
+    shown = client.get(f"{URL}/{export_id}").json()
+    assert shown["finished_at"] is not None and "interrupted 2 times" in shown["error"]  # the poll loop stops
+    r, _ = download(client, export_id)
+    assert r.status_code == 409
+    out = io.StringIO()
+    call_command("prune", stdout=out)
+    assert "0 interrupted exports" in out.getvalue()  # finished for good
+    assert not list(settings.EXPORT_DIR.glob("*"))
+
+
+def test_an_export_whose_worker_dies_before_starting_it_is_queued_again(transactional_db, client, site, settings):
+    """Killed after taking the job from the queue but before marking the export started: the job is gone
+    (RUNNING for ever), the export looks queued, and without a reap nothing would ever run it."""
+    add_hits(site, sample_hits())
+    export_id = export_now(client)["id"]
+    env = subprocess_env(settings.EXPORT_DIR)
+    # A lock on the export table keeps the worker waiting after it took the job (and the export's advisory
+    # lock), when it reads the export. (Not a row lock: an UPDATE sent before the kill would still commit.)
+    kill_worker_while_blocked(env, export_id, f"LOCK TABLE {Export._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+    export = Export.objects.get()
+    assert (export.started_at, export.finished_at, export.attempts) == (None, None, 0)
+    assert not DBTaskResult.objects.ready().exists()
+
+    call_command("prune", stdout=io.StringIO())
+    assert DBTaskResult.objects.ready().count() == 1
+    finished = finish_with_real_worker(env, export_id)
+    assert (finished.error, finished.num_rows, finished.attempts) == ("", 4, 1)
+
+
+def test_a_poll_does_not_queue_an_export_waiting_for_a_worker_again(client, site):
+    export_id = export_now(client)["id"]
+    for _ in range(3):
+        assert client.get(f"{URL}/{export_id}").json()["finished_at"] is None
+    assert reap_stale_exports() == 0
+    assert DBTaskResult.objects.count() == 1  # its one job, still waiting
 
 
 # --- the seed's shell loop against a real server and worker -----------------------------------------

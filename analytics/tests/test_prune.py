@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
 from analytics.models import BotHit, Export, Path, Salt, Site, VisitorPath
+from analytics.tasks import run_export
 
 NOW = datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC)
 
@@ -69,7 +70,8 @@ def test_an_expired_export_whose_file_is_already_gone_is_no_error(site, tmp_path
 def test_it_requeues_an_interrupted_export_and_fails_one_interrupted_too_often(site):
     interrupted = Export.objects.create(site=site, started_at=NOW - timedelta(minutes=5), attempts=1)
     given_up = Export.objects.create(site=site, started_at=NOW - timedelta(minutes=5), attempts=3)
-    queued = Export.objects.create(site=site)  # waits for a worker: not the reaper's
+    queued = Export.objects.create(site=site)  # waits for a worker, its job queued: not the reaper's
+    run_export.enqueue(queued.pk)
 
     out = prune()
 
@@ -77,7 +79,7 @@ def test_it_requeues_an_interrupted_export_and_fails_one_interrupted_too_often(s
     given_up.refresh_from_db()
     queued.refresh_from_db()
     assert (interrupted.started_at, interrupted.finished_at, interrupted.error) == (None, None, "")
-    assert [task.args_kwargs["args"] for task in DBTaskResult.objects.all()] == [[interrupted.pk]]
+    assert sorted(task.args_kwargs["args"] for task in DBTaskResult.objects.all()) == [[interrupted.pk], [queued.pk]]
     assert given_up.finished_at == NOW
     assert "interrupted 3 times" in given_up.error
     assert (queued.started_at, queued.finished_at) == (None, None)
