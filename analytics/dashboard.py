@@ -204,8 +204,7 @@ def spark_series(site: Site, rng: stats.Range, path_ids: list[int]) -> dict[int,
     if rng.start == rng.end:
         hours = stats.path_hours(site, rng, path_ids)
         return {pk: hours.get(pk, {}).get(rng.start, ([0] * 24, []))[0] for pk in path_ids}
-    days = stats.path_days(site, rng, path_ids)
-    return {pk: [days.get(pk, {}).get(day, (0, 0))[0] for day in rng.days] for pk in path_ids}
+    return {pk: visitors for pk, (visitors, _) in stats.path_days(site, rng, path_ids).items()}
 
 
 # The dashboard ----------------------------------------------------------------------------------------------

@@ -32,6 +32,10 @@ class Range:
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
+    @cached_property
+    def iso_days(self) -> list[str]:
+        return [day.isoformat() for day in self.days]
+
     def utc_bounds(self) -> tuple[datetime, datetime]:
         zone = zoneinfo.ZoneInfo(self.tz)
         return (
@@ -171,26 +175,35 @@ def top_paths(
     return [PathTotal(paths[path_id], int(v), int(pv)) for path_id, v, pv in rows], more
 
 
-def path_days(site: Site, rng: Range, path_ids: list[int]) -> dict[int, dict[date, tuple[int, int]]]:
-    """path id -> day -> (visitors, pageviews), for the days that had any."""
-    series: dict[int, dict[date, tuple[int, int]]] = defaultdict(dict)
+def path_days(site: Site, rng: Range, path_ids: list[int]) -> dict[int, tuple[list[int], list[int]]]:
+    """path id -> (visitors, pageviews) per day of the range, zeros included. A path's days come as one row
+    of arrays: a year of 20 busy paths is 20 rows to convert, not 7,300."""
+    length = len(rng.days)
+    series = {pk: ([0] * length, [0] * length) for pk in path_ids}
     if not path_ids:
         return series
     if rng.tz == site.timezone:
-        rows = _rows(
+        days = (
             f"SELECT path_id, day, visitors, pageviews FROM {PathDay._meta.db_table} "
-            "WHERE site_id = %s AND path_id = ANY(%s) AND day BETWEEN %s AND %s",
-            [site.pk, path_ids, rng.start, rng.end],
+            "WHERE site_id = %s AND path_id = ANY(%s) AND day BETWEEN %s AND %s"
         )
+        params = [site.pk, path_ids, rng.start, rng.end]
     else:
-        rows = _rows(
-            f"SELECT path_id, (hour AT TIME ZONE %s)::date, sum(visitors), sum(pageviews) "
+        days = (
+            f"SELECT path_id, (hour AT TIME ZONE %s)::date AS day, sum(visitors) visitors, sum(pageviews) pageviews "
             f"FROM {PathHour._meta.db_table} WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s "
-            "GROUP BY 1, 2",
-            [rng.tz, site.pk, path_ids, *rng.utc_bounds()],
+            "GROUP BY 1, 2"
         )
-    for path_id, day, visitors, pageviews in rows:
-        series[path_id][day] = (int(visitors), int(pageviews))
+        params = [rng.tz, site.pk, path_ids, *rng.utc_bounds()]
+    rows = _rows(
+        f"SELECT path_id, array_agg(day - %s::date), array_agg(visitors), array_agg(pageviews) FROM ({days}) d "
+        "GROUP BY path_id",
+        [rng.start, *params],
+    )
+    for pk, offsets, visitors, pageviews in rows:
+        daily, daily_pageviews = series[pk]
+        for n, v, pv in zip(offsets, visitors, pageviews, strict=True):
+            daily[n], daily_pageviews[n] = int(v), int(pv)
     return series
 
 

@@ -156,36 +156,33 @@ class Params:
 
 def _stat_items(
     rng: stats.Range,
-    days: dict[date, tuple[int, int]],
+    visitors: list[int],
+    pageviews: list[int],
     group: str,
     hours: dict[date, tuple[list[int], list[int]]] | None = None,
 ) -> list[dict[str, Any]]:
     """One item per day of the range, zeros filled; hourly with group=hour, the week's total on each Monday
     with group=week, the month's on each 1st with group=month (of the days in the range)."""
-    items = []
-    weeks: dict[date, list[int]] = {}
-    months: dict[date, list[int]] = {}
-    for day in rng.days:
-        visitors, pageviews = days.get(day, (0, 0))
-        item: dict[str, Any] = {"day": day.isoformat(), "daily": visitors, "daily_pageviews": pageviews}
-        if group == "hour":
-            hourly, hourly_pageviews = (hours or {}).get(day, ([0] * 24, [0] * 24))
-            item["hourly"], item["hourly_pageviews"] = hourly, hourly_pageviews
-        elif group == "week":
-            week = weeks.setdefault(day - timedelta(days=day.weekday()), [0, 0])
-            week[0] += visitors
-            week[1] += pageviews
-        elif group == "month":
-            month = months.setdefault(day.replace(day=1), [0, 0])
-            month[0] += visitors
-            month[1] += pageviews
-        items.append(item)
-    for item in items:
-        day = date.fromisoformat(item["day"])
-        if day in weeks:
-            item["weekly"], item["weekly_pageviews"] = weeks[day]
-        if day in months:
-            item["monthly"], item["monthly_pageviews"] = months[day]
+    items = [
+        {"day": iso, "daily": v, "daily_pageviews": pv}
+        for iso, v, pv in zip(rng.iso_days, visitors, pageviews, strict=True)
+    ]
+    if group == "hour":
+        hours = hours or {}
+        for day, item in zip(rng.days, items, strict=True):
+            item["hourly"], item["hourly_pageviews"] = hours.get(day, ([0] * 24, [0] * 24))
+    elif group in ("week", "month"):
+        sums: dict[date, list[int]] = {}
+        for day, v, pv in zip(rng.days, visitors, pageviews, strict=True):
+            total = sums.setdefault(
+                day - timedelta(days=day.weekday()) if group == "week" else day.replace(day=1), [0, 0]
+            )
+            total[0] += v
+            total[1] += pv
+        name = "weekly" if group == "week" else "monthly"
+        for day, item in zip(rng.days, items, strict=True):
+            if day in sums:
+                item[name], item[f"{name}_pageviews"] = sums[day]
     return items
 
 
@@ -336,7 +333,13 @@ class TotalView(StatsView):
                 "total_events_pageviews": events[1],
                 "total_utc": utc[0],
                 "total_utc_pageviews": utc[1],
-                "stats": _stat_items(rng, days, group, hours),
+                "stats": _stat_items(
+                    rng,
+                    [days.get(day, (0, 0))[0] for day in rng.days],
+                    [days.get(day, (0, 0))[1] for day in rng.days],
+                    group,
+                    hours,
+                ),
             }
         )
 
@@ -406,7 +409,7 @@ class HitsView(StatsView):
         total = stats.range_total(site, rng, include=include, exclude=exclude)
         hits = []
         for row in top:
-            items = _stat_items(rng, days.get(row.path.pk, {}), group, hours.get(row.path.pk, {}))
+            items = _stat_items(rng, *days[row.path.pk], group, hours.get(row.path.pk, {}))
             if group == "hour":
                 peak = max((n for item in items for n in item["hourly"]), default=0)
             else:
