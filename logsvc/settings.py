@@ -227,6 +227,8 @@ RATE_LIMITS = {
     "logster": env_rate("RATE_LIMIT_LOGSTER", "6000/60"),
     "bytelog": env_rate("RATE_LIMIT_BYTELOG", "6000/60"),
     "loggator": "",  # its seed: "Currently there is no rate limiting."
+    # littlelogs writes (posts, comments, likes, follows, profile), per user; Mastodon allows 300 per 5 minutes.
+    "littlelogs": env_rate("RATE_LIMIT_LITTLELOGS", "300/300"),
     # GoatCounter: the seed's 60 per 120 s for /api/v0, a bigger bucket for backends counting hits, one export
     # an hour per site, and the browser pixel's 4 a second per IP and user agent.
     "goatcounter": env_rate("RATE_LIMIT_GOATCOUNTER", "60/120"),

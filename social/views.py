@@ -15,7 +15,7 @@ from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.models import AccessToken
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from logsvc.models import User
 from logsvc.pagination import LimitOffsetPagination
-from logsvc.parsers import JSONParser
+from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
 from social import services
 from social.markdown import render
@@ -61,10 +61,20 @@ ERRORS = {
 }
 
 
+class HeaderOAuth2Authentication(OAuth2Authentication):
+    """An access token is read from `Authorization: Bearer` only, as the seed says to send it: never from
+    `?access_token=` (RFC 9700 §4.3.2) nor from an `access_token` form field, which the toolkit would take."""
+
+    def authenticate(self, request: Request) -> Any:
+        if request.META.get("HTTP_AUTHORIZATION", "").split(" ", 1)[0].lower() != "bearer":
+            return None
+        return super().authenticate(request)
+
+
 class OAuth2Scheme(OpenApiAuthenticationExtension):
     """littlelogs' OAuth2 authorization-code flow; reads need the `read` scope, writes `write`."""
 
-    target_class = "oauth2_provider.contrib.rest_framework.OAuth2Authentication"
+    target_class = "social.views.HeaderOAuth2Authentication"
     name = "oauth2"
     priority = 1  # over drf-spectacular's own, which knows no flows or scopes for these views
 
@@ -111,11 +121,15 @@ class ScopeOrSession(permissions.BasePermission):
 class LittlelogsView(APIView):
     error_family = "littlelogs"
     public = False
-    authentication_classes = [OAuth2Authentication, SessionAuthentication]
+    throttle_scope = "littlelogs"  # writes only (get_throttles): reads are cheap, served from counters
+    authentication_classes = [HeaderOAuth2Authentication, SessionAuthentication]
     permission_classes = [ScopeOrSession]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
     pagination_class = LimitOffsetPagination
+
+    def get_throttles(self) -> list[Any]:
+        return [] if self.request.method in permissions.SAFE_METHODS else super().get_throttles()
 
 
 def source_of(request: Request) -> str:
