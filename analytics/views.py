@@ -369,8 +369,11 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
         # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
         visitor = visitor_hash(0, ip=ip, user_agent=user_agent)
         usage = ratelimit.consume(f"goatcounter-pixel:{visitor.hex}", rate)
+        request.rate_limit = usage  # for RateLimitHeadersMiddleware, as on the API
         if not usage.allowed:
-            return pixel_response(429, "rate limited: at most 4 hits a second", retry_after=usage.reset)
+            seconds = ratelimit.parse_rate(rate)[1]
+            reason = f"rate limited: at most {usage.limit} hits in {seconds} s"
+            return pixel_response(429, reason, retry_after=usage.reset)
     if ip in site.ignore_ips:
         return pixel_response(202, f'ignored because "{ip}" is in the IP ignore list')
     try:
