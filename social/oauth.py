@@ -19,14 +19,17 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.urls import path, re_path, reverse_lazy
+from django.utils.decorators import method_decorator
 from django.views.generic import CreateView, DeleteView, DetailView, ListView, UpdateView
 from oauth2_provider import views as oauth2_views
-from oauth2_provider.models import AbstractApplication, get_application_model
+from oauth2_provider.models import AbstractApplication, get_application_model, get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitValidator
 from oauthlib.oauth2.rfc6749 import errors
 
 Application = get_application_model()
+Grant = get_grant_model()
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 REDIRECT_URI_RULE = (
@@ -60,6 +63,13 @@ class OAuth2Validator(ToolkitValidator):
         """Public clients (and unknown ones) must use PKCE; confidential clients may (RFC 9700 §2.1.1)."""
         client = self._client(client_id, request)
         return client is None or client.client_type != AbstractApplication.CLIENT_CONFIDENTIAL
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        # Lock the code's grant until the exchange commits (TokenView is atomic): a concurrent replay of the
+        # code waits here, then finds it used. Unlocked, both passed this check, each stored a token, and the
+        # loser's later lookup of the deleted grant was a 500.
+        Grant.objects.select_for_update().filter(code=code, application=client).first()
+        return super().validate_code(client_id, code, client, request, *args, **kwargs)
 
     def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
         return redirect_uri_is_allowed(redirect_uri) and super().validate_redirect_uri(
@@ -212,6 +222,11 @@ class ApplicationDelete(OwnApplicationsMixin, DeleteView):
     template_name = "oauth2_provider/application_confirm_delete.html"
 
 
+@method_decorator(transaction.atomic, name="post")
+class TokenView(oauth2_views.TokenView):
+    """The toolkit's token endpoint, in one transaction (see OAuth2Validator.validate_code)."""
+
+
 class AuthorizationView(oauth2_views.AuthorizationView):
     """The consent page. X-Frame-Options: DENY comes from Django's middleware for every page; this adds
     CSP frame-ancestors for browsers that prefer it (RFC 9700 §4.16, clickjacking)."""
@@ -229,7 +244,7 @@ urlpatterns = [
     # The seed's endpoints have no trailing slash; both spellings are served, never redirected,
     # so a POST keeps its body.
     re_path(r"^oauth/authorize/?$", AuthorizationView.as_view(), name="authorize"),
-    re_path(r"^oauth/token/?$", oauth2_views.TokenView.as_view(), name="token"),
+    re_path(r"^oauth/token/?$", TokenView.as_view(), name="token"),
     re_path(r"^oauth/revoke_token/?$", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
     # RFC 8414 metadata at the root, so the issuer (and the RFC 9207 `iss`) is the site's origin.
     path(
