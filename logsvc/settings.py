@@ -264,9 +264,15 @@ API_FAMILIES = [
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-# Usually the TLS proxy's job; set them when Django itself should insist on HTTPS.
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+# HTTPS. Behind a TLS proxy (BEHIND_PROXY), a request the proxy says came over plain http is redirected to https;
+# /healthz is exempt, for a load balancer's check. HSTS goes out on https answers only, so a plain-http
+# development run never gets it. With SECURE_HSTS_PRELOAD=true too, `check --deploy` has nothing to warn about.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 60 * 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Off unless asked: with it, anyone may submit the domain to the browsers' preload lists (https-only for years).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 
 # littlelogs' OAuth2 provider (django-oauth-toolkit); the policy code and URLs are in social/oauth.py.
 LOGIN_URL = "/accounts/login/"  # the consent page, the apps page and the dashboards need a signed-in user

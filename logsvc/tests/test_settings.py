@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
+from analytics.tests.conftest import database_url
 from logsvc.models import IdempotencyRecord, RateLimitCounter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +75,68 @@ def test_prune_deletes_only_what_expired(alice, capsys):
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
     assert list(RateLimitCounter.objects.values_list("window_start", flat=True)) == [2]
     assert "Deleted 1 expired idempotency records and 1 rate-limit windows." in capsys.readouterr().out
+
+
+# The documented production environment (README, "Running in production"); SECRET_KEY is added per run.
+PRODUCTION = {
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "logs.example.com",
+    "SITE_URL": "https://logs.example.com",
+    "BEHIND_PROXY": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+}
+
+
+def test_check_deploy_finds_nothing_to_warn_about_in_production_settings():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "DEBUG", "BEHIND_PROXY"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        check=False,
+        cwd=ROOT,
+        env={**clean, **PRODUCTION, "SECRET_KEY": secrets.token_urlsafe(50), "DATABASE_URL": database_url()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def https_settings(**env: str) -> list[str]:
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)"
+    )
+    result = run_python(script, SECRET_KEY="x", DATABASE_URL="postgres://nobody@127.0.0.1:1/none", **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_https_defaults_leave_a_local_run_on_plain_http():
+    assert https_settings(DEBUG="true") == ["False", "0", "True", "False"]  # make run
+    assert https_settings(DEBUG="false") == ["False", "31536000", "True", "False"]  # HSTS only ever on https
+    assert https_settings(DEBUG="false", BEHIND_PROXY="true") == ["True", "31536000", "True", "False"]
+    assert https_settings(DEBUG="false", BEHIND_PROXY="true", SECURE_SSL_REDIRECT="false", SECURE_HSTS_SECONDS="0") == [
+        "False",
+        "0",
+        "True",
+        "False",
+    ]
+
+
+def test_behind_a_proxy_plain_http_is_redirected_and_https_gets_hsts(settings, db):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    client = Client()  # a new one: SecurityMiddleware reads the settings when it starts
+
+    r = client.get("/api/1/logs/?limit=1", HTTP_X_FORWARDED_PROTO="http")
+    assert r.status_code == 301
+    assert r["Location"] == "https://testserver/api/1/logs/?limit=1"
+    r = client.get("/api/1/logs/?limit=1", HTTP_X_FORWARDED_PROTO="https")
+    assert r.status_code == 200
+    assert r["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    r = client.get("/healthz", HTTP_X_FORWARDED_PROTO="http")  # a load balancer's check, not redirected
+    assert r.status_code == 200
+    assert "Strict-Transport-Security" not in r
