@@ -541,7 +541,7 @@ class FaultRun:
         lines = self.details = getattr(self, "details", [])
         for s in sent:
             counts = [stored[m] for m in s.markers]
-            if (s.acked and 0 in counts) or any(n > 1 for n in counts) or s.rejected or s.slowest_attempt > 5:
+            if not s.acked or 0 in counts or any(n > 1 for n in counts) or s.slowest_attempt > 5:
                 attempts = ", ".join(
                     f"{o} at {t - self.started:.1f} s ({d:.1f} s)"
                     for o, (t, d) in zip(s.outcomes, s.attempts, strict=True)
@@ -582,7 +582,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--worker-timeout", type=int, default=10, help="gunicorn --timeout, seconds (default 10)")
     p.add_argument("--timeout", type=float, default=20, help="client timeout per attempt, seconds (default 20)")
-    p.add_argument("--retries", type=int, default=10, help="retries of a failed request (default 10, ~13 s)")
+    p.add_argument(
+        "--retries", type=int, default=20, help="retries of a failed request (default 20: 17-33 s of backoff)"
+    )
     p.add_argument(
         "--kill-every", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"),
         help="SIGKILL a random gunicorn worker every MIN to MAX seconds (default 1 4)",
