@@ -49,4 +49,4 @@ EXPOSE 8000
 
 # gunicorn reads its number of workers from WEB_CONCURRENCY.
 # The worker runs from the same image: docker run ... logsvc python manage.py db_worker
-CMD ["gunicorn", "logsvc.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+CMD ["gunicorn", "logsvc.wsgi", "--bind", "0.0.0.0:8000", "--preload", "--access-logfile", "-"]
