@@ -26,8 +26,8 @@ def session_client(user: User) -> APIClient:
     return client
 
 
-def token_client(user: User, scope: str = "read write", app_name: str = "Logbook") -> APIClient:
-    """A client holding an OAuth2 access token of user's with these scopes."""
+def access_token(user: User, scope: str = "read write", app_name: str = "Logbook") -> str:
+    """A new OAuth2 access token of user's with these scopes, from a new app of theirs; the raw token."""
     app = Application.objects.create(
         name=app_name,
         user=user,
@@ -35,15 +35,17 @@ def token_client(user: User, scope: str = "read write", app_name: str = "Logbook
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
         redirect_uris="https://example.org/callback",
     )
-    token = AccessToken.objects.create(
-        user=user,
-        application=app,
-        token=secrets.token_urlsafe(30),
-        expires=timezone.now() + timedelta(hours=1),
-        scope=scope,
+    raw = secrets.token_urlsafe(30)
+    AccessToken.objects.create(
+        user=user, application=app, token=raw, expires=timezone.now() + timedelta(hours=1), scope=scope
     )
+    return raw
+
+
+def token_client(user: User, scope: str = "read write", app_name: str = "Logbook") -> APIClient:
+    """A client holding an OAuth2 access token of user's with these scopes."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token(user, scope, app_name)}")
     return client
 
 
