@@ -358,22 +358,22 @@ def recreate_database(server_url: str, name: str = BENCH_DB) -> str:
     return with_database(server_url, name)
 
 
-def prepare_database(choice: str) -> tuple[str, str]:
-    """The benchmark database's URL and a description: DATABASE_URL, else local PostgreSQL, else embedded."""
+def prepare_database(choice: str, name: str = BENCH_DB) -> tuple[str, str]:
+    """The benchmark database's URL and a description: DATABASE_URL, else local PostgreSQL, else embedded (name)."""
     if choice == "auto" and os.getenv("DATABASE_URL"):
         url = os.environ["DATABASE_URL"]
         return url, f"DATABASE_URL ({urllib.parse.urlsplit(url).path.lstrip('/')})"
     if choice in ("auto", "local") and port_answers(*LOCAL_PG):
         user = os.getenv("PGUSER", "postgres")
-        url = recreate_database(f"postgres://{user}@{LOCAL_PG[0]}:{LOCAL_PG[1]}/postgres")
-        return url, f"local PostgreSQL {LOCAL_PG[0]}:{LOCAL_PG[1]}, database {BENCH_DB} (recreated)"
+        url = recreate_database(f"postgres://{user}@{LOCAL_PG[0]}:{LOCAL_PG[1]}/postgres", name)
+        return url, f"local PostgreSQL {LOCAL_PG[0]}:{LOCAL_PG[1]}, database {name} (recreated)"
     if choice == "local":
         sys.exit(f"No PostgreSQL answers on {LOCAL_PG[0]}:{LOCAL_PG[1]}.")
     from logsvc.embedded import embedded_database_url
 
     log("No DATABASE_URL and no PostgreSQL on 127.0.0.1:5432: starting the embedded PostgreSQL (var/pgdata).")
-    url = recreate_database(embedded_database_url(ROOT / "var"))  # this process holds the server until it exits
-    return url, f"embedded PostgreSQL (var/pgdata), database {BENCH_DB} (recreated)"
+    url = recreate_database(embedded_database_url(ROOT / "var"), name)  # this process holds the server until it exits
+    return url, f"embedded PostgreSQL (var/pgdata), database {name} (recreated)"
 
 
 class Database:
