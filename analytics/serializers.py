@@ -93,6 +93,12 @@ class SiteSerializer(serializers.ModelSerializer):
 class ExportSerializer(serializers.ModelSerializer):
     """GoatCounter's export object, less the server path it leaks."""
 
+    # null until the export has finished (error: unless it failed), as GoatCounter's
+    size = serializers.CharField(allow_null=True, help_text="MB, one decimal.")
+    hash = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField(required=False, help_text="Once finished without error.")
+
     class Meta:
         model = Export
         fields = [
@@ -106,6 +112,7 @@ class ExportSerializer(serializers.ModelSerializer):
             "size",
             "hash",
             "error",
+            "expires_at",
         ]
 
     def to_representation(self, export: Export) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class Params:
         for name in self.query:
             if name not in allowed:
                 raise exceptions.ParseError(f'unknown parameter: "{name}"')
+            if any("\x00" in value for value in self.query.getlist(name)):  # PostgreSQL can't take it in a query
+                raise exceptions.ValidationError({name: ["Must not contain NUL (U+0000) characters."]})
         self.errors: dict[str, list[str]] = {}
 
     def error(self, name: str, message: str) -> None:

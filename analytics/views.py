@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -152,6 +152,16 @@ class CountView(GoatCounterView):
                 "hits": inline_serializer("Hit", HIT_SCHEMA_FIELDS, many=True),
             },
         ),
+        examples=[
+            OpenApiExample(
+                "A pageview",
+                {
+                    "no_sessions": True,
+                    "hits": [{"path": "/blog/hello", "title": "Hello", "ref": "https://example.com"}],
+                },
+                request_only=True,
+            )
+        ],
         responses={
             202: inline_serializer("CountAccepted", {"status": serializers.CharField()}),
             **error_responses("goatcounter", 400, 401, 403, 413, 429),
@@ -167,7 +177,7 @@ class CountView(GoatCounterView):
         hits, no_sessions, filters = data.get("hits"), data.get("no_sessions", False), data.get("filter", ["ip"])
         if not isinstance(no_sessions, bool):
             raise exceptions.ValidationError({"no_sessions": ["Must be true or false."]})
-        if not isinstance(filters, list) or not set(filters) <= {"ip"}:
+        if not isinstance(filters, list) or not all(item == "ip" for item in filters):
             raise exceptions.ValidationError({"filter": ['Must be a list: ["ip"] (the default) or [].']})
         # GoatCounter's {"error": ...} for these, not the {"errors": {"body": [...]}} a ParseError would get
         if not isinstance(hits, list) or not hits:

@@ -29,6 +29,7 @@ from events.serializers import (
 )
 from events.validation import clean_event, clean_log_message, parse_timestamp
 from logsvc.idempotency import idempotent
+from logsvc.middleware import CALLBACK_RE
 from logsvc.openapi import error_responses
 from logsvc.parsers import JSONParser
 
@@ -317,6 +318,12 @@ class EventTraceView(APIView):
 # --- Loggator --------------------------------------------------------------------------------------
 
 
+# Any API GET with ?callback= (logsvc.middleware.JsonpMiddleware); Loggator's is the one its seed documents.
+JSONP = OpenApiResponse(
+    OpenApiTypes.STR, description="With `callback`: the same JSON as a script, `/**/callback(...);`"
+)
+
+
 class PublicEventView(APIView):
     """Loggator: anyone holding an event's id may read it (the id is the capability); JSON-P and CORS apply."""
 
@@ -330,8 +337,20 @@ class PublicEventView(APIView):
         tags=["Loggator"],
         summary="Read a shared event by its public id",
         auth=[],
-        parameters=[OpenApiParameter("callback", str, description="JSON-P: wrap the answer as /**/callback(...)")],
-        responses={200: PublicEventSerializer, **error_responses("loggator", 400, 404)},
+        parameters=[
+            OpenApiParameter(
+                "callback",
+                str,
+                pattern=f"^{CALLBACK_RE.pattern}$",
+                description="JSON-P: wrap the answer as /**/callback(...)",
+            )
+        ],
+        responses={
+            (200, "application/json"): OpenApiResponse(PublicEventSerializer, description="The event."),
+            (200, "application/javascript"): JSONP,
+            **{(code, "application/json"): answer for code, answer in error_responses("loggator", 400, 404).items()},
+            (404, "application/javascript"): JSONP,
+        },
     )
     def get(self, request: Request, uid: str) -> Response:
         event = get_object_or_404(Event, uid=uid)

@@ -6,6 +6,7 @@ settings.API_FAMILIES entry whose prefix its path starts with.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -53,11 +54,26 @@ def error_body(family: str | None, status: int, message: str = "", details: Any 
     if family == "bytelog":
         return {"error": message, "details": details} if details else {"error": message}
     if family == "goatcounter":
-        return {"errors": details} if details else {"error": message}
+        return {"errors": dict(_flat_errors(details))} if details else {"error": message}
     if family == "loggator":
         return {"message": message, "errors": details} if details else {"message": message}
     # littlelogs and anything else: DRF's own shapes
     return details if details else {"detail": message}
+
+
+def _flat_errors(errors: Any, key: str = "") -> Iterator[tuple[str, list[str]]]:
+    """GoatCounter's {"errors": {"key": ["message"]}}, a nested field's key dotted: {"settings.timezone": [...]}."""
+    if isinstance(errors, dict):
+        for name, value in errors.items():
+            yield from _flat_errors(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(errors, list) and all(isinstance(item, str) for item in errors):
+        yield key, [str(item) for item in errors]
+    elif isinstance(errors, list):  # a list of nested objects: their errors by index
+        for index, value in enumerate(errors):
+            if value:
+                yield from _flat_errors(value, f"{key}.{index}" if key else str(index))
+    else:
+        yield key, [str(errors)]
 
 
 def error_response(

@@ -83,3 +83,19 @@ def drop_slash_aliases(endpoints: list[Any], **kwargs: Any) -> list[Any]:
     """`/api/v1/events/` answers like `/api/v1/events`; document the seed's spelling only."""
     paths = {endpoint[0] for endpoint in endpoints}
     return [endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0][:-1] in paths)]
+
+
+BODY_ERRORS = ("411", "413", "415")  # logsvc.middleware.RequestBodyMiddleware, before any view
+
+
+def declare_body_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every API operation that takes a body can be refused by the body middleware (no length, too large, an
+    unknown encoding) in its family's envelope: the one its 401 is described with."""
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            responses = operation.get("responses", {})
+            if method not in ("post", "put", "patch", "delete") or "401" not in responses:
+                continue
+            for status in BODY_ERRORS:
+                responses.setdefault(status, {**responses["401"], "description": _WHY[int(status)]})
+    return result

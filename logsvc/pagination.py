@@ -8,6 +8,8 @@ from django.db.models import QuerySet
 from rest_framework import pagination
 from rest_framework.request import Request
 
+MAX_OFFSET = 2**63 - 1 - 1000  # room for OFFSET + LIMIT
+
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
     """DRF's limit/offset paging with a default of 20, at most 100 a page, and a cheap count.
@@ -32,6 +34,10 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             self.display_page_controls = True
         # Unlike DRF, always read the page: a counter that is behind must not hide rows that exist.
         return page_by_ids(queryset, self.offset, self.limit)
+
+    def get_offset(self, request: Request) -> int:
+        # PostgreSQL's OFFSET is a bigint: past it, any page is empty anyway (not a 500 "out of range").
+        return min(super().get_offset(request), MAX_OFFSET)
 
     def get_count(self, queryset: QuerySet[Any] | list[Any]) -> int:
         counter = getattr(self.view, "get_count", None)

@@ -182,6 +182,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "social.openapi.restore_self_path",
+        "logsvc.openapi.declare_body_errors",
     ],
     "TAGS": [
         {"name": "Logster", "description": "Application log messages, posted as JSON or XML (`ApiKey` header)."},

@@ -58,6 +58,7 @@ ERRORS = {
     401: OpenApiResponse(ERROR, description="No valid access token or session (WWW-Authenticate: Bearer)."),
     403: OpenApiResponse(ERROR, description="The token lacks the read/write scope, or it is someone else's."),
     404: OpenApiResponse(ERROR, description="No such user, log, comment or tag."),
+    429: OpenApiResponse(ERROR, description="Too many writes (RATE_LIMIT_LITTLELOGS): wait Retry-After seconds."),
 }
 
 
@@ -247,7 +248,7 @@ class LogCreateView(LittlelogsView, generics.GenericAPIView):
     serializer_class = ContentSerializer
 
     @extend_schema(
-        tags=["littlelogs"], request=ContentSerializer, responses={201: LogSerializer, **errors(400, 401, 403)}
+        tags=["littlelogs"], request=ContentSerializer, responses={201: LogSerializer, **errors(400, 401, 403, 429)}
     )
     def post(self, request: Request) -> Response:
         serializer = ContentSerializer(data=request.data)
@@ -262,7 +263,7 @@ class LogPreviewView(LittlelogsView, generics.GenericAPIView):
     serializer_class = ContentSerializer
 
     @extend_schema(
-        tags=["littlelogs"], request=ContentSerializer, responses={200: PreviewSerializer, **errors(400, 401, 403)}
+        tags=["littlelogs"], request=ContentSerializer, responses={200: PreviewSerializer, **errors(400, 401, 403, 429)}
     )
     def post(self, request: Request) -> Response:
         serializer = ContentSerializer(data=request.data)
@@ -272,7 +273,7 @@ class LogPreviewView(LittlelogsView, generics.GenericAPIView):
 
 
 class LogDeleteView(LittlelogsView):
-    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404, 429)})
     def delete(self, request: Request, log_id: int) -> Response:
         log = get_log(log_id)
         if log.user_id != request.user.pk:
@@ -285,7 +286,9 @@ class CommentCreateView(LittlelogsView, generics.GenericAPIView):
     serializer_class = ContentSerializer
 
     @extend_schema(
-        tags=["littlelogs"], request=ContentSerializer, responses={201: LogSerializer, **errors(400, 401, 403, 404)}
+        tags=["littlelogs"],
+        request=ContentSerializer,
+        responses={201: LogSerializer, **errors(400, 401, 403, 404, 429)},
     )
     def post(self, request: Request, log_id: int) -> Response:
         log = get_log(log_id)
@@ -298,7 +301,7 @@ class CommentCreateView(LittlelogsView, generics.GenericAPIView):
 
 
 class CommentDeleteView(LittlelogsView):
-    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404, 429)})
     def delete(self, request: Request, comment_id: int) -> Response:
         comment = get_object_or_404(Comment.objects.select_related("log"), pk=comment_id)
         if request.user.pk not in (comment.user_id, comment.log.user_id):
@@ -308,7 +311,7 @@ class CommentDeleteView(LittlelogsView):
 
 
 class LikeView(LittlelogsView):
-    @extend_schema(tags=["littlelogs"], request=None, responses={201: LogSerializer, **errors(401, 403, 404)})
+    @extend_schema(tags=["littlelogs"], request=None, responses={201: LogSerializer, **errors(401, 403, 404, 429)})
     def post(self, request: Request, log_id: int) -> Response:
         log = get_log(log_id)
         services.like_log(log=log, user=request.user)
@@ -316,7 +319,7 @@ class LikeView(LittlelogsView):
 
 
 class UnlikeView(LittlelogsView):
-    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404, 429)})
     def delete(self, request: Request, log_id: int) -> Response:
         services.unlike_log(log=get_log(log_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -335,7 +338,7 @@ class SelfView(LittlelogsView, generics.GenericAPIView):
         return Response(user_json(request.user, request))
 
     @extend_schema(
-        tags=["littlelogs"], request=ProfileSerializer, responses={200: UserSerializer, **errors(400, 401, 403)}
+        tags=["littlelogs"], request=ProfileSerializer, responses={200: UserSerializer, **errors(400, 401, 403, 429)}
     )
     def patch(self, request: Request) -> Response:
         serializer = ProfileSerializer(request.user, data=request.data, partial=True)
@@ -388,7 +391,7 @@ class FollowView(LittlelogsView):
     @extend_schema(
         tags=["littlelogs"],
         request=None,
-        responses={201: OpenApiResponse(description="No body."), **errors(400, 401, 403, 404)},
+        responses={201: OpenApiResponse(description="No body."), **errors(400, 401, 403, 404, 429)},
     )
     def post(self, request: Request, username: str) -> Response:
         services.follow(follower=request.user, followee=get_object_or_404(User, username=username))
@@ -396,7 +399,7 @@ class FollowView(LittlelogsView):
 
 
 class UnfollowView(LittlelogsView):
-    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404)})
+    @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404, 429)})
     def delete(self, request: Request, username: str) -> Response:
         services.unfollow(follower=request.user, followee=get_object_or_404(User, username=username))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -440,6 +443,7 @@ class TrendingTagsView(LittlelogsView):
     """The ten tags the most people used in the last seven days (a plain list, not a page)."""
 
     public = True
+    pagination_class = None  # so the OpenAPI document says a list, too
 
     @extend_schema(tags=["littlelogs"], auth=[], responses={200: TagSerializer(many=True)})
     def get(self, request: Request) -> Response:
