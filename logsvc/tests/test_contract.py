@@ -1,0 +1,358 @@
+"""Contract fuzzing: schemathesis sends every operation of /api.json to a real gunicorn, as alice with each
+family's own credentials (contract_hooks.py), and checks every answer against the document: no 500, status
+codes, bodies, content types and headers as declared, auth enforced, a deleted object stays gone, and charlie
+never gets alice's objects.
+
+The run is reproducible (deterministic generation) and bounded (MAX_EXAMPLES per operation). On a failure,
+pytest prints schemathesis' report: each finding with a curl line that replays it against `make run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.urls import Resolver404, resolve
+from django.utils import timezone
+
+from analytics.models import Domain, Export, Site
+from analytics.models import Path as HitPath
+from analytics.rollups import roll_up
+from analytics.services import CleanHit, record_hits
+from analytics.tasks import run_export
+from analytics.tests.test_ratelimit_processes import server_env, start_servers
+from conftest import ALL_SCOPES, make_key
+from events.models import Event, LogMessage
+from logsvc.models import ApiKey, User
+from logsvc.ratelimit import ScopedKeyThrottle
+from social import services as social
+from social.models import Comment, Log
+from social.tests.conftest import access_token
+
+ST = Path(sys.executable).with_name("st")
+HOOKS = Path(__file__).with_name("contract_hooks.py")
+MAX_EXAMPLES = 20
+UNLIMITED = "1000000/60"  # counted (the X-Rate-Limit-* headers are sent) but never reached
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "ignored_auth",
+    "use_after_free",
+    "object_level_authorization",
+)
+
+
+# --- alice, charlie and their things -------------------------------------------------------------------------
+
+
+def seed_user(user: User) -> dict[str, Any]:
+    """Some of everything of user's, through the services the API itself uses; their credentials and ids."""
+    name, now = user.username, timezone.now()
+    messages = [
+        LogMessage.objects.create(owner=user, message=f"{name}: disk {n}0% full", severity=n, application="shop")
+        for n in range(1, 4)
+    ]
+    trace = f"{name}-checkout"
+    for n, step in enumerate(["cart", "pay", "ship"]):
+        Event.objects.create(owner=user, client_id=n, name=step, trace_id=trace, data={"step": n}, date=now)
+    site = Site.objects.create(code=f"{name}-blog", owner=user, timezone="Europe/Berlin")
+    Domain.objects.create(site=site, domain=f"{name}.example")
+    visit = {"browser": "Firefox 133", "system": "Linux", "size": 1920, "location": "NL-NH", "language": "nl"}
+    referred = {"ref": "https://news.example.com/item", "ref_scheme": "h"}
+    hits = [
+        CleanHit(path=path, title=path, visitor=uuid.uuid4(), created_at=now - timedelta(hours=n), **visit, **referred)
+        for n, path in enumerate(["/", "/about", "/", "/essay"])
+    ]
+    hits += [
+        CleanHit(path="/", campaign="spring", ref="spring", ref_scheme="c", created_at=now),
+        CleanHit(path="signup", event=True, created_at=now),
+    ]
+    with transaction.atomic():
+        record_hits(site, hits)
+    export = Export.objects.create(site=site)
+    run_export.call(export.pk)
+    logs = [
+        social.create_log(user=user, markdown=f"Shipped the #contract tests #{name}"),
+        social.create_log(user=user, markdown="Wrote **docs** #writing"),
+    ]
+    key, raw = ApiKey.create(user=user, name="fuzzing", scopes=ALL_SCOPES)
+    site.api_keys.add(key)  # GoatCounter: the key acts for this site, whatever sites the fuzzing creates
+    return {
+        # contract_hooks.py sends them: the key as each family expects it, the token to littlelogs
+        "credentials": {"key": raw, "sites_key": make_key(user, "sites"), "token": access_token(user)},
+        "message_id": [m.pk for m in messages],
+        "trace_id": [trace],
+        "uid": list(Event.objects.filter(owner=user).values_list("uid", flat=True)),
+        "site_id": [site.pk],
+        "export_id": [export.pk],
+        "path_id": list(HitPath.objects.filter(site=site).values_list("pk", flat=True)),
+        "log_id": [log.pk for log in logs],
+    }
+
+
+@pytest.fixture
+def cast(transactional_db, alice, charlie, settings, tmp_path) -> dict[str, dict[str, Any]]:
+    """alice and charlie with messages, events, a site with hits and a finished export, littlelogs logs;
+    they comment on, like and follow each other. Committed, so the server sees it all."""
+    settings.EXPORT_DIR = tmp_path / "exports"
+    things = {user.username: seed_user(user) for user in (alice, charlie)}
+    roll_up()
+    alices_log, charlies_log = (Log.objects.get(pk=things[name]["log_id"][0]) for name in ("alice", "charlie"))
+    things["charlie"]["comment_id"] = [
+        social.add_comment(log=charlies_log, user=charlie, markdown="Also: #writing").pk,
+        social.add_comment(log=alices_log, user=charlie, markdown="Nice, @alice!").pk,  # alice may delete this one
+    ]
+    things["alice"]["comment_id"] = [
+        social.add_comment(log=alices_log, user=alice, markdown="Thanks #contract").pk,
+        social.add_comment(log=charlies_log, user=alice, markdown="Same here").pk,
+    ]
+    social.like_log(log=charlies_log, user=alice)
+    social.like_log(log=alices_log, user=charlie)
+    social.follow(follower=charlie, followee=alice)
+    return things
+
+
+def serve(request, tmp_path: Path) -> str:
+    """gunicorn serving logsvc (DEBUG off) on a free loopback port, every rate limit out of reach; its base URL.
+    Its access log (method, path, status) is tmp_path/access.log."""
+    limits = {f"RATE_LIMIT_{scope.upper().replace('-', '_')}": UNLIMITED for scope in settings.RATE_LIMITS}
+    env = server_env(
+        **limits,
+        CONN_MAX_AGE="60",
+        REDIS_URL="",
+        EXPORT_DIR=str(settings.EXPORT_DIR),
+        MEDIA_ROOT=str(tmp_path / "media"),
+    )
+    access_log = ("--access-logfile", str(tmp_path / "access.log"), "--access-logformat", "%(m)s %(U)s %(s)s")
+    return start_servers(request, 1, env, workers=2, args=access_log)[0]
+
+
+# --- schemathesis --------------------------------------------------------------------------------------------
+
+
+def config(cast: dict[str, dict[str, Any]]) -> str:
+    """schemathesis.toml: the checks, the budget, and ids of alice's (and some of charlie's) to draw path
+    parameters from, so reads and writes reach real objects as well as made-up ones."""
+    alice, charlie = cast["alice"], cast["charlie"]
+    ids = {name: alice[name] + charlie[name][:1] for name in alice if name != "credentials"}
+    ids |= {
+        "username": ["alice", "charlie"],
+        "tag": ["contract", "writing", "alice"],
+        "id": ["Firefox", "Linux", "NL", "1920", "spring", "https://news.example.com/item"],  # /stats/{page}/{id}
+    }
+    lines = [
+        "workers = 2",
+        "request-timeout = 30",
+        'suppress-health-check = ["all"]',  # a slow busy machine must not fail the run
+        "[generation]",
+        f"max-examples = {MAX_EXAMPLES}",
+        "deterministic = true",  # the same requests on every run (it makes the seed irrelevant)
+        'database = "none"',
+        "[phases.coverage]",
+        "unexpected-methods = []",  # probes for 405s, which no check here looks at
+        "[checks]",
+        "enabled = false",
+        *(f"{check}.enabled = true" for check in CHECKS),
+        "[dictionaries]",
+        *(f"{name} = {{ values = {json.dumps(values)} }}" for name, values in ids.items()),
+        "[parameters]",
+        *(f'"path.{name}" = {{ dictionary = "{name}", probability = 0.7 }}' for name in ids),
+        # schemathesis 4.32.5 strips only apiKey/http credentials when it replays a request without them, so its
+        # probe still carried the OAuth2 token; the test below checks these operations itself.
+        "[[operations]]",
+        'include-path-regex = "^/api/1/"',
+        "checks.ignored_auth.enabled = false",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_schemathesis(base: str, cast: dict[str, dict[str, Any]], workdir: Path) -> subprocess.CompletedProcess:
+    (workdir / "schemathesis.toml").write_text(config(cast))
+    credentials = {name: things["credentials"] for name, things in cast.items()}  # alice first: she runs it all
+    return subprocess.run(
+        [ST, "--config-file=schemathesis.toml", "--no-color", "run", f"{base}/api.json", "--report=junit"],
+        check=False,  # the test asserts its exit status, with its report
+        cwd=workdir,  # its cache (.schemathesis/) and report go there, not into the checkout
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "CONTRACT_CREDENTIALS": json.dumps(credentials)},
+        capture_output=True,
+        text=True,
+        timeout=20 * 60,
+    )
+
+
+def answered(access_log: Path, schema: dict[str, Any]) -> dict[str, set[int]]:
+    """The statuses the server answered per operation ("GET /api/Log/{message_id}"), from its access log."""
+    templates = sorted(schema["paths"], key=lambda path: path.count("{"))  # /logs/create/ before /logs/{log_id}/
+    patterns = [(re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"), path) for path in templates]
+    seen: dict[str, set[int]] = defaultdict(set)
+    for line in access_log.read_text().splitlines():
+        if not (entry := re.fullmatch(r"(\w+) (.*) (\d{3})", line)):
+            continue  # a path with a newline in it (fuzzed) is logged over two lines
+        method, path, status = entry.groups()
+        template = next((template for pattern, template in patterns if pattern.match(path)), None)
+        if template is not None and method.lower() in schema["paths"][template]:
+            seen[f"{method} {template}"].add(int(status))
+    return seen
+
+
+def operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method.upper(), path, op) for path, item in schema["paths"].items() for method, op in item.items()]
+
+
+def test_the_api_keeps_its_contract_under_fuzzing(request, cast, tmp_path):
+    base = serve(request, tmp_path)
+    schema = requests.get(f"{base}/api.json", timeout=30).json()
+    charlies_before = charlies_things()
+
+    started = time.monotonic()
+    result = run_schemathesis(base, cast, tmp_path)
+    print(result.stdout, result.stderr, f"schemathesis ran {time.monotonic() - started:.0f} s", sep="\n")
+    assert result.returncode == 0, result.stdout[-30000:] + result.stderr[-3000:]
+
+    # Really exercised: every operation succeeded for alice at least once, not only refused her.
+    seen = answered(tmp_path / "access.log", schema)
+    never = [f"{m} {path}" for m, path, _ in operations(schema) if not {*range(200, 300)} & seen[f"{m} {path}"]]
+    assert never == []
+    # Fuzzing with alice's credentials changed nothing of charlie's.
+    assert charlies_things() == charlies_before
+    # What ignored_auth could not check: littlelogs refuses a request without a valid token.
+    for method, path, _ in oauth_operations(schema):
+        url = base + re.sub(r"\{[^}]+\}", "1", path)
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+            r = requests.request(method, url, headers=headers, timeout=30)
+            assert (r.status_code, list(r.json())) == (401, ["detail"]), f"{method} {path} {headers}"
+
+
+def oauth_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The operations that need a littlelogs token (or session)."""
+    return [(m, path, op) for m, path, op in operations(schema) if "oauth2" in json.dumps(op.get("security", []))]
+
+
+# What charlie gets for each read of one of alice's objects by its id (GoatCounter keys act for their own site).
+NOT_CHARLIES = {
+    "/api/Log/{message_id}": 404,
+    "/api/v1/events/trace/{trace_id}": 200,  # his events of that trace: none
+    "/api/v0/sites/{site_id}": 404,
+    "/api/v0/export/{export_id}": 404,
+    "/api/v0/export/{export_id}/download": 404,
+    "/api/v0/stats/hits/{path_id}": 404,
+}
+
+
+def test_charlie_cannot_read_alices_objects(request, cast, tmp_path):
+    """object_level_authorization judges only the ids alice's requests in the run turned up; this asks for each
+    of her seeded objects by id, with charlie's key."""
+    base = serve(request, tmp_path)
+    schema = requests.get(f"{base}/api.json", timeout=30).json()
+    by_id = [
+        path
+        for m, path, op in operations(schema)
+        if m == "GET" and re.search(r"\{\w+_id\}", path) and "BearerKey" in json.dumps(op.get("security", []))
+    ]
+    assert sorted(by_id) == sorted(NOT_CHARLIES)  # a new read by id belongs in NOT_CHARLIES
+    for path, status in NOT_CHARLIES.items():
+        url = base + re.sub(r"\{(\w+)\}", lambda m: str(cast["alice"][m[1]][0]), path)
+        answers = {name: requests.get(url, headers=key_headers(cast, name), timeout=30) for name in cast}
+        assert answers["alice"].status_code == 200, path
+        assert answers["charlie"].status_code == status, path
+        if status == 200:
+            assert answers["charlie"].json() == {"count": 0, "events": []}
+
+
+def key_headers(cast: dict[str, dict[str, Any]], name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {cast[name]['credentials']['key']}"}
+
+
+def charlies_things() -> dict[str, Any]:
+    charlie = User.objects.get(username="charlie")
+    return {
+        "profile": User.objects.filter(pk=charlie.pk).values().get(),
+        "messages": list(LogMessage.objects.filter(owner=charlie).order_by("pk").values()),
+        "events": list(Event.objects.filter(owner=charlie).order_by("pk").values()),
+        "sites": list(Site.objects.filter(owner=charlie).order_by("pk").values()),
+        "domains": list(Domain.objects.filter(site__owner=charlie).values_list("domain", flat=True)),
+        "exports": list(Export.objects.filter(site__owner=charlie).order_by("pk").values()),
+        "logs": list(Log.objects.filter(user=charlie).order_by("pk").values()),
+        "comments": list(Comment.objects.filter(user=charlie, log__user=charlie).order_by("pk").values()),
+    }
+
+
+# --- 429 is declared wherever a limit can answer it ----------------------------------------------------------
+
+
+def test_every_rate_limited_operation_declares_429(client, db):
+    schema = client.get("/api.json").json()
+    limited = [(m, path, op) for m, path, op in operations(schema) if is_rate_limited(m, path)]
+    assert len(limited) >= 20  # Logster, Bytelog and GoatCounter's /api/v0 at least
+    assert [f"{m} {path}" for m, path, op in limited if "429" not in op["responses"]] == []
+
+
+def is_rate_limited(method: str, path: str) -> bool:
+    """Whether the view behind an OpenAPI operation counts it against a limit of settings.RATE_LIMITS."""
+    for value in ("1", "a" * 16):  # a path parameter that fits its converter: an int, or Loggator's uid
+        try:
+            view = resolve(re.sub(r"\{[^}]+\}", value, path)).func.view_class()
+            break
+        except Resolver404:
+            continue
+    else:
+        raise AssertionError(f"no view serves {path}")
+    view.request = SimpleNamespace(method=method)
+    scope = getattr(view, "throttle_scope", None)
+    throttles = view.get_throttles()
+    return bool(scope and settings.RATE_LIMITS.get(scope) and any(isinstance(t, ScopedKeyThrottle) for t in throttles))
+
+
+# --- what the fuzzing found, pinned (a fuzzing run takes minutes; these take a second) -----------------------
+
+
+@pytest.fixture
+def blog(alice) -> Site:
+    site = Site.objects.create(code="alice-blog", owner=alice)
+    Domain.objects.create(site=site, domain="testserver")
+    return site
+
+
+def test_count_refuses_a_filter_that_is_not_a_list_of_names(api_client, blog):
+    r = api_client.post("/api/v0/count", {"filter": [{}], "hits": [{"path": "/"}]}, format="json")
+    assert (r.status_code, r.json()) == (400, {"errors": {"filter": ['Must be a list: ["ip"] (the default) or [].']}})
+    assert not HitPath.objects.exists()
+
+
+def test_a_page_past_postgresqls_largest_offset_is_empty(anon_client, alice):
+    social.create_log(user=alice, markdown="One log")
+    for url in ("/api/1/tags/", "/api/1/timelines/public/"):
+        r = anon_client.get(url, {"offset": 10**28, "limit": 5})
+        assert r.status_code == 200, url
+        assert r.json()["results"] == []
+
+
+def test_stats_refuse_a_nul_in_a_parameter(api_client, blog):
+    r = api_client.get("/api/v0/stats/hits", {"path_by_name": "true", "exclude_paths": "/a\x00b"})
+    assert (r.status_code, r.json()) == (
+        400,
+        {"errors": {"exclude_paths": ["Must not contain NUL (U+0000) characters."]}},
+    )
+
+
+def test_trending_tags_are_a_list_in_the_document_as_in_the_answer(client, anon_client, db):
+    schema = client.get("/api.json").json()["paths"]["/api/1/tags/trending/"]["get"]["responses"]["200"]
+    assert schema["content"]["application/json"]["schema"]["type"] == "array"
+    assert anon_client.get("/api/1/tags/trending/").json() == []
