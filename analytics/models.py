@@ -257,14 +257,18 @@ class PathDay(PathRollup):
 
 
 class PathMonth(PathRollup):
-    """PathDay summed by month: the top paths of a year read 12 rows a path, not 365."""
+    """PathDay summed by month: the top paths of a year read 12 rows a path, not 365. It also keeps the
+    month's days as arrays (day 1 first, up to its last day with hits), so a path's year of days is 12 rows."""
 
     month = models.DateField()  # its first day, in the site's time zone
+    daily_visitors = ArrayField(models.IntegerField(), default=list)
+    daily_pageviews = ArrayField(models.IntegerField(), default=list)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["site", "month", "path"], include=COUNTS, name="analytics_pathmonth_unique")
         ]
+        indexes = [models.Index(fields=["site", "path", "month"], name="analytics_pathmonth_path")]  # path_days()
 
     def __str__(self) -> str:
         return f"{self.path_id} in {self.month}"

@@ -43,6 +43,14 @@ VERSIONED_NAME = r"regexp_replace({col}, '\s+[0-9][^ ]*$', '')"
 VERSION = r"coalesce(substring({col} from '\s([0-9][^ ]*)$'), '')"
 UNKNOWN = "coalesce(nullif({value}, ''), '(unknown)')"
 
+# A month's counts as an array, day 1 first, from its days' numbers and values (arrays of the same length).
+MONTH_ARRAY = "ARRAY(SELECT coalesce({values}[array_position(days, n)], 0) FROM generate_series(1, (SELECT max(x) FROM unnest(days) x)) n ORDER BY n)"
+# Two such arrays added day by day (the shorter one padded with zeros).
+ARRAY_SUM = (
+    "(SELECT array_agg(coalesce(a, 0) + coalesce(b, 0) ORDER BY n) "
+    "FROM ROWS FROM (unnest({t}.{column}), unnest(EXCLUDED.{column})) WITH ORDINALITY u (a, b, n))"
+)
+
 STAT_SOURCES = {
     # kind: (name, detail, which hits count)
     "browsers": (UNKNOWN.format(value=VERSIONED_NAME.format(col="h.browser")), VERSION.format(col="h.browser"), ""),
@@ -69,9 +77,19 @@ def _fold_sql() -> list[str]:
         f"""INSERT INTO {PathDay._meta.db_table} (site_id, path_id, day, pageviews, visitors)
             SELECT h.site_id, h.path_id, {local_day}, {counts} {source} GROUP BY 1, 2, 3
             ON CONFLICT (site_id, day, path_id) DO UPDATE SET {add.format(t=PathDay._meta.db_table)}""",
-        f"""INSERT INTO {PathMonth._meta.db_table} (site_id, path_id, month, pageviews, visitors)
-            SELECT h.site_id, h.path_id, date_trunc('month', {local_day})::date, {counts} {source} GROUP BY 1, 2, 3
-            ON CONFLICT (site_id, month, path_id) DO UPDATE SET {add.format(t=PathMonth._meta.db_table)}""",
+        f"""INSERT INTO {PathMonth._meta.db_table}
+                (site_id, path_id, month, pageviews, visitors, daily_pageviews, daily_visitors)
+            SELECT site_id, path_id, month, pv, v, {MONTH_ARRAY.format(values="pvs")}, {MONTH_ARRAY.format(values="vs")}
+            FROM (
+                SELECT site_id, path_id, date_trunc('month', day)::date AS month, sum(pv) pv, sum(v) v,
+                    array_agg(extract(day FROM day)::int) days, array_agg(pv) pvs, array_agg(v) vs
+                FROM (SELECT h.site_id, h.path_id, {local_day} AS day, {counts} {source} GROUP BY 1, 2, 3) d (
+                    site_id, path_id, day, pv, v)
+                GROUP BY 1, 2, 3
+            ) m
+            ON CONFLICT (site_id, month, path_id) DO UPDATE SET {add.format(t=PathMonth._meta.db_table)},
+                daily_pageviews = {ARRAY_SUM.format(t=PathMonth._meta.db_table, column="daily_pageviews")},
+                daily_visitors = {ARRAY_SUM.format(t=PathMonth._meta.db_table, column="daily_visitors")}""",
         f"""INSERT INTO {StatDay._meta.db_table} (site_id, kind, day, name, detail, pageviews, visitors)
             SELECT h.site_id, 'totals', {local_day}, CASE WHEN p.event THEN 'events' ELSE 'pages' END, '', {counts}
             {source.replace("WHERE", f"JOIN {Path._meta.db_table} p ON p.id = h.path_id WHERE")}

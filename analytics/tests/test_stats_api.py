@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from analytics import sites, stats
-from analytics.models import Domain, Hit, Path, Site, StatDay
+from analytics.models import Domain, Hit, Path, PathDay, PathMonth, Site, StatDay
 from analytics.rollups import roll_up
 from analytics.services import CleanHit, record_hits
 from conftest import client_with_key, count_queries, make_key
@@ -287,6 +287,18 @@ def test_top_paths_of_ranges_across_months_count_only_their_days(client, site, s
         path: (n, n) for path, n in expected.items() if n
     }
     assert body["total"] == sum(expected.values())
+
+
+def test_a_months_days_are_kept_with_it_as_hits_come_in(site):
+    # PathMonth's day arrays, summed over rollups that each bring some days, equal the days' own rollup.
+    for batch in ([3, 1], [1, 17, 30], [2, 31, 3]):
+        store(site, *[hit("/a", at=datetime(2030, 3, day, 12, tzinfo=UTC)) for day in batch])
+    month = PathMonth.objects.get(site=site, path__path="/a")
+    days = {row.day.day: row for row in PathDay.objects.filter(site=site, path__path="/a")}
+    assert len(month.daily_pageviews) == 31
+    assert month.daily_pageviews == [days[n].pageviews if n in days else 0 for n in range(1, 32)]
+    assert month.daily_visitors == [days[n].visitors if n in days else 0 for n in range(1, 32)]
+    assert month.daily_pageviews[0] == 2 and sum(month.daily_pageviews) == month.pageviews == 8
 
 
 def test_hits_are_paged(client, site):
