@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,11 +186,25 @@ def start_servers(request, count: int, env: dict[str, str], workers: int = 1, ar
     return [url for _, url in servers]
 
 
+@functools.cache
+def collected_static() -> str:
+    """A STATIC_ROOT for servers with DEBUG off, which serve static files by collectstatic's manifest (a
+    littlelogs user's default avatar is one): collected once a session, outside the checkout."""
+    root = tempfile.mkdtemp(prefix="logsvc-static-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = os.environ | {"STATIC_ROOT": root, "SECRET_KEY": "collectstatic-only", "DATABASE_URL": database_url()}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
+    return root
+
+
 def server_env(**extra: str) -> dict[str, str]:
     url = database_url()
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("RATE_LIMIT_", "PYTEST"))}
+    # Not the test session's own switches: its rate limits, or the browser fixture's DJANGO_ALLOW_ASYNC_UNSAFE.
+    prefixes = ("RATE_LIMIT_", "PYTEST", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    env = {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
     return env | {
         "DATABASE_URL": url,
+        "STATIC_ROOT": collected_static(),
         "CONN_MAX_AGE": "0",
         "SECRET_KEY": "test-only-secret",
         "DEBUG": "false",

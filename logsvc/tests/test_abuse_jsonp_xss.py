@@ -19,7 +19,6 @@ from django.test import Client
 from analytics import sites
 from analytics.models import Domain, Path, Site
 from analytics.rollups import roll_up
-from analytics.tests import conftest as chromium
 from conftest import client_with_key, make_key
 from events.models import Event, LogMessage
 from logsvc.models import User
@@ -410,9 +409,6 @@ def test_the_dashboard_shows_hostile_paths_titles_and_referrers_as_text(alice, n
 
 
 # --- The same dashboards in a real Chromium ---------------------------------------------------------------------
-
-# The browser fixtures (Debian's Chromium through Playwright) of analytics/tests/conftest.py.
-browser, page, person_user_agent = chromium.browser, chromium.page, chromium.person_user_agent
 
 LIVE_IN_DOM = """() => {
     const marker = /alert\\(|msgbox\\(|x\\.example|base64,PHN/i;

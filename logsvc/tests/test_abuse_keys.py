@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from oauth2_provider.models import AccessToken
 from rest_framework.test import APIClient
 
 from analytics.models import Hit, Site
-from analytics.tests.conftest import database_url
+from analytics.tests.test_ratelimit_processes import free_port, server_env
 from conftest import make_key
 from events.models import Event, LogMessage
 from logsvc import models
@@ -263,30 +262,12 @@ def test_an_access_token_is_looked_up_by_its_sha256(alice):
 # --- No key or token in any log ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def logged_server(transactional_db, tmp_path):
     """A real gunicorn as the Dockerfile runs it (access log on), with Django logging at DEBUG; its log file."""
     log = tmp_path / "server.log"
     port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("RATE_LIMIT_", "PYTEST"))}
-    env |= {
-        "DATABASE_URL": database_url(),
-        "SECRET_KEY": "test-only-secret",
-        "DEBUG": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "DEBUG",
-        "API_KEY_CACHE_SECONDS": "0",
-        "CONN_MAX_AGE": "0",
-        "REDIS_URL": "",
-    }
+    env = server_env(ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="DEBUG", REDIS_URL="")
     command = [str(Path(sys.executable).with_name("gunicorn")), "logsvc.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", "1", "--access-logfile", "-", "--error-logfile", "-", "--log-level", "debug"]
     with log.open("wb") as out:
