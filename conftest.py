@@ -95,6 +95,13 @@ def anon_client() -> APIClient:
     return APIClient()
 
 
+def subprocess_environ(*drop: str) -> dict[str, str]:
+    """os.environ for a server or command a test starts, less the test session's own switches (pytest's, rate
+    limits a test set, the browser fixture's DJANGO_ALLOW_ASYNC_UNSAFE) and any variables starting with drop."""
+    prefixes = ("PYTEST", "RATE_LIMIT_", "DJANGO_ALLOW_ASYNC_UNSAFE", *drop)
+    return {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
+
+
 # A real browser for the tests that need one (count.js, the dashboard, the XSS audit): Debian's Chromium driven
 # by Playwright. One browser per session (starting it costs about a second; a second sync Playwright in the same
 # thread refuses to start), one fresh context per test, so no cookie, localStorage or cache leaks between tests.
@@ -106,7 +113,8 @@ def browser() -> Iterator[Browser]:
         # A failure, not a skip: a suite that silently skips its browser tests passes without testing count.js.
         pytest.fail(f"{CHROMIUM} is missing: run `apt-get install chromium` (make test does)", pytrace=False)
     # Playwright's sync API keeps an asyncio loop in this thread, and Django then refuses ORM calls as if they
-    # came from async code; the tests' own queries are plain blocking ones, so let them through.
+    # came from async code; the tests' own queries are plain blocking ones, so let them through (never into a
+    # process a test starts: subprocess_environ leaves it out).
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:

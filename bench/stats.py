@@ -153,12 +153,13 @@ class StatsBench:
         drift of the host (a checkpoint, another tenant) weighs on both sides of a round's ratio alike."""
         sizes = {"small": self.args.small, "large": self.args.large}
         cookie, keys = self.session_cookie(), {code: self.key_for(code) for code in sizes}
+        urls = {code: self.urls(code) for code in sizes}
         self.gunicorn.start()
         try:
-            for name in self.urls("x"):
+            for name in urls["small"]:
                 runs = {}
                 for code in sizes:
-                    url = self.urls(code)[name]
+                    url = urls[code][name]
                     bearer = {"Authorization": f"Bearer {keys[code]}"}
                     headers = {"Cookie": cookie} if name.startswith("dashboard") else bearer
                     self.check(url, headers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import os
 import shutil
 import signal
 import socket
@@ -24,7 +23,7 @@ from rest_framework.test import APIClient
 from analytics import sites
 from analytics.models import Hit, Site
 from analytics.tests.conftest import database_url
-from conftest import client_with_key, make_key
+from conftest import client_with_key, make_key, subprocess_environ
 from logsvc.models import RateLimitCounter
 
 ME = "/api/v0/me"
@@ -192,18 +191,18 @@ def collected_static() -> str:
     littlelogs user's default avatar is one): collected once a session, outside the checkout."""
     root = tempfile.mkdtemp(prefix="logsvc-static-")
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    env = os.environ | {"STATIC_ROOT": root, "SECRET_KEY": "collectstatic-only", "DATABASE_URL": database_url()}
+    env = subprocess_environ() | {
+        "STATIC_ROOT": root,
+        "SECRET_KEY": "collectstatic-only",
+        "DATABASE_URL": database_url(),
+    }
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
     return root
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    url = database_url()
-    # Not the test session's own switches: its rate limits, or the browser fixture's DJANGO_ALLOW_ASYNC_UNSAFE.
-    prefixes = ("RATE_LIMIT_", "PYTEST", "DJANGO_ALLOW_ASYNC_UNSAFE")
-    env = {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
-    return env | {
-        "DATABASE_URL": url,
+    return subprocess_environ() | {
+        "DATABASE_URL": database_url(),
         "STATIC_ROOT": collected_static(),
         "CONN_MAX_AGE": "0",
         "SECRET_KEY": "test-only-secret",

@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from analytics.tests.conftest import database_url
+from conftest import subprocess_environ
 from logsvc.models import IdempotencyRecord, RateLimitCounter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,9 +89,7 @@ PRODUCTION = {
 
 
 def test_check_deploy_finds_nothing_to_warn_about_in_production_settings(db):
-    # Not the test session's switches (the browser fixture sets DJANGO_ALLOW_ASYNC_UNSAFE while it runs).
-    ours = ("SECURE_", "DEBUG", "BEHIND_PROXY", "DJANGO_ALLOW_ASYNC_UNSAFE")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    clean = subprocess_environ("SECURE_", "DEBUG", "BEHIND_PROXY")
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         check=False,
