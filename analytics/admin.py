@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from analytics.models import BotHit, Domain, Export, Hit, Path, Site
+from analytics import rollups
+from analytics.models import BotHit, Domain, Export, Hit, Path, RollupFailure, Site
 
 
 class DomainInline(admin.TabularInline):
@@ -63,3 +64,23 @@ class ExportAdmin(admin.ModelAdmin):
     list_filter = ("finished_at",)
     raw_id_fields = ("site",)
     readonly_fields = ("file",)
+
+
+@admin.register(RollupFailure)
+class RollupFailureAdmin(admin.ModelAdmin):
+    """Hits the rollups could not fold in (the other sites' were). Fix the cause, then "Retry now"; deleting a
+    failure leaves its hits out of the stats for good (they stay in the hits and in exports)."""
+
+    list_display = ("id", "site", "from_hit_id", "to_hit_id", "attempts", "created_at", "last_attempt_at", "error")
+    list_filter = ("created_at",)
+    raw_id_fields = ("site",)
+    readonly_fields = ("site", "from_hit_id", "to_hit_id", "error", "attempts", "created_at", "last_attempt_at")
+    actions = ["retry"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Retry now")
+    def retry(self, request, queryset) -> None:
+        fixed, failing = rollups.retry_failures(queryset)
+        self.message_user(request, f"{fixed} range(s) rolled up; {failing} still failing.")

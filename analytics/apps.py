@@ -9,7 +9,11 @@ class AnalyticsConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from analytics.models import Domain, Site
+        from analytics.rollups import health_check
         from analytics.sites import forget_pixel_sites
+        from logsvc import health
+
+        health.register("rollups", health_check)
 
         for model in (Site, Domain):
             post_save.connect(forget_pixel_sites, sender=model, dispatch_uid=f"forget-{model.__name__}-saved")

@@ -321,6 +321,26 @@ class StatDay(Rollup):
 ROLLUP_MODELS = [PathHour, PathDay, PathMonth, RefDay, StatDay]
 
 
+class RollupFailure(models.Model):
+    """Hits of one site that could not be folded into the rollups (analytics.rollups): the other sites' were,
+    and the cursor moved on. The hits stay in the hit table; the worker tries these again every
+    ROLLUP_RETRY_SECONDS, and the admin's "Retry now" at once. Shown in the admin and /healthz."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="rollup_failures")
+    from_hit_id = models.BigIntegerField(help_text="Hits with an id above this one ...")
+    to_hit_id = models.BigIntegerField(help_text="... up to and including this one.")
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=tz.now)
+    last_attempt_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"hits {self.from_hit_id + 1}-{self.to_hit_id} of {self.site}"
+
+
 @receiver(pre_delete, sender=Site)
 def delete_hits_with_site(sender: type[Site], instance: Site, **kwargs) -> None:
     """The hit tables' foreign keys say DO_NOTHING so Django never loads millions of rows to delete them."""

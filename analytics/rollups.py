@@ -17,11 +17,23 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, QuerySet
 from django.tasks import task
 from django.utils import timezone
 
-from analytics.models import Hit, Path, PathDay, PathHour, PathMonth, RefDay, RollupState, Site, StatDay
+from analytics.models import (
+    Hit,
+    Path,
+    PathDay,
+    PathHour,
+    PathMonth,
+    RefDay,
+    RollupFailure,
+    RollupState,
+    Site,
+    StatDay,
+)
 from analytics.tasks import advisory_lock, last_committed_hit_id
 
 logger = logging.getLogger(__name__)
@@ -63,13 +75,21 @@ STAT_SOURCES = {
 }
 
 
-def _fold_sql() -> list[str]:
-    """The statements that add hits with from_id < id <= to_id to every rollup table."""
+def _fold_sql(one_site: bool = False, skip_failed: bool = False) -> list[str]:
+    """The statements that add hits with from_id < id <= to_id (of site_id alone when one_site; less those of
+    its RollupFailures when skip_failed) to every rollup table."""
     hit, site = Hit._meta.db_table, Site._meta.db_table
     local_day = "(h.created_at AT TIME ZONE s.timezone)::date"
     counts = "count(*), count(*) FILTER (WHERE h.first_visit)"
     add = "pageviews = {t}.pageviews + EXCLUDED.pageviews, visitors = {t}.visitors + EXCLUDED.visitors"
     source = f"FROM {hit} h JOIN {site} s ON s.id = h.site_id WHERE h.id > %(from_id)s AND h.id <= %(to_id)s"
+    if one_site:
+        source += " AND h.site_id = %(site_id)s"
+    if skip_failed:
+        source += (
+            f" AND NOT EXISTS (SELECT FROM {RollupFailure._meta.db_table} f"
+            " WHERE f.site_id = h.site_id AND h.id > f.from_hit_id AND h.id <= f.to_hit_id)"
+        )
     statements = [
         f"""INSERT INTO {PathHour._meta.db_table} (site_id, path_id, hour, pageviews, visitors)
             SELECT h.site_id, h.path_id, date_trunc('hour', h.created_at), {counts} {source} GROUP BY 1, 2, 3
@@ -111,24 +131,116 @@ def _fold_sql() -> list[str]:
 
 
 def roll_up(step: int = STEP, progress: Callable[[int], None] | None = None) -> int:
-    """Fold every committed hit not yet in the rollups into them; returns how many. Safe to run anywhere."""
+    """Fold every committed hit not yet in the rollups into them; returns how many. Safe to run anywhere.
+
+    A site whose hits can't be folded (a database error on its rows) holds back no other: see _fold().
+    """
     with advisory_lock(*LOCK) as held:
         if not held:
             return 0  # another process is at it; it will see these hits too
+        retry_failures(due_only=True)
         state, _ = RollupState.objects.get_or_create(name="hits")
         start = folded = state.last_hit_id
         bound = last_committed_hit_id(None, start)
-        statements = _fold_sql()
         while folded < bound:
             upto = min(bound, folded + step)
-            with transaction.atomic(), connection.cursor() as cursor:
-                for sql in statements:
-                    cursor.execute(sql, {"from_id": folded, "to_id": upto})
+            with transaction.atomic():
+                _fold(folded, upto)
                 RollupState.objects.filter(name="hits").update(last_hit_id=upto, updated_at=timezone.now())
             if progress:
                 progress(upto - folded)
             folded = upto
         return folded - start
+
+
+def _fold(from_id: int, to_id: int) -> None:
+    """Add hits from_id < id <= to_id to the rollups, in the caller's transaction.
+
+    All sites at once when that works (the common case: one statement per table). When it fails, each site
+    on its own, and a site's range is halved until the hits that fail are found: those are recorded as
+    RollupFailures (logged, in the admin and /healthz) and everything else is counted.
+    """
+    if not (error := _try_fold(from_id, to_id, _fold_sql(), {})):
+        return
+    logger.warning("Rolling up hits %s-%s failed (%s); folding them in site by site", from_id + 1, to_id, error)
+    site_ids = Hit.objects.filter(id__gt=from_id, id__lte=to_id).values_list("site_id", flat=True).distinct()
+    for site_id in site_ids.order_by("site_id"):
+        for lo, hi, error in _fold_site(site_id, from_id, to_id):
+            logger.error("Hits %s-%s of site %s can't be rolled up: %s", lo + 1, hi, site_id, error)
+            RollupFailure.objects.create(site_id=site_id, from_hit_id=lo, to_hit_id=hi, error=error)
+
+
+def _try_fold(from_id: int, to_id: int, statements: list[str], params: dict[str, int]) -> str:
+    """Run the fold statements in a savepoint: '' when they went in, else the database's error (undone)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql, {"from_id": from_id, "to_id": to_id, **params})
+    except DatabaseError as error:
+        return str(error).strip() or type(error).__name__
+    return ""
+
+
+def _fold_site(site_id: int, from_id: int, to_id: int) -> list[tuple[int, int, str]]:
+    """Fold one site's hits in (from_id, to_id]; the (from, to, error) ranges that still failed, as narrow as
+    a single hit, adjacent ones merged."""
+    error = _try_fold(from_id, to_id, _fold_sql(one_site=True), {"site_id": site_id})
+    if not error:
+        return []
+    if to_id - from_id == 1:
+        return [(from_id, to_id, error)]
+    middle = (from_id + to_id) // 2
+    failed: list[tuple[int, int, str]] = []
+    for lo, hi, why in _fold_site(site_id, from_id, middle) + _fold_site(site_id, middle, to_id):
+        if failed and failed[-1][1] == lo and failed[-1][2] == why:
+            failed[-1] = (failed[-1][0], hi, why)
+        else:
+            failed.append((lo, hi, why))
+    return failed
+
+
+def retry_failures(failures: QuerySet[RollupFailure] | None = None, *, due_only: bool = False) -> tuple[int, int]:
+    """Fold in the hits of these RollupFailures (all; those not tried for ROLLUP_RETRY_SECONDS when due_only)
+    again; a range that goes in is no longer a failure. Returns (fixed, still failing). Takes the rollup lock
+    for each failure (the caller may hold it already)."""
+    failures = (RollupFailure.objects.all() if failures is None else failures).order_by("id")
+    if due_only:
+        due = timezone.now() - timedelta(seconds=settings.ROLLUP_RETRY_SECONDS)
+        failures = failures.filter(last_attempt_at__lte=due)
+    fixed = failing = 0
+    for failure in failures:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK)
+            failure = RollupFailure.objects.select_for_update().filter(pk=failure.pk).first()
+            if failure is None:  # retried by someone else meanwhile
+                continue
+            remaining = _fold_site(failure.site_id, failure.from_hit_id, failure.to_hit_id)
+            failure.delete()
+            for lo, hi, error in remaining:
+                RollupFailure.objects.create(
+                    site_id=failure.site_id,
+                    from_hit_id=lo,
+                    to_hit_id=hi,
+                    error=error,
+                    attempts=failure.attempts + 1,
+                    created_at=failure.created_at,
+                )
+        if remaining:
+            failing += 1
+        else:
+            fixed += 1
+    return fixed, failing
+
+
+def health_check() -> str:
+    """/healthz's word on the rollups: "ok", or how many ranges of hits failed and where to look."""
+    failures = RollupFailure.objects.aggregate(count=Count("id"), sites=Count("site", distinct=True))
+    if not failures["count"]:
+        return "ok"
+    return (
+        f"{failures['count']} range(s) of hits of {failures['sites']} site(s) could not be rolled up; "
+        "see Rollup failures in the admin"
+    )
 
 
 @task()
@@ -163,14 +275,12 @@ def schedule_roll_up() -> None:
 
 
 def rebuild_days(site: Site) -> None:
-    """Recount a site's days after its time zone changed (from the hourly rollup and the hits)."""
+    """Recount a site's days after its time zone changed (from the hourly rollup and the hits). The hits of its
+    RollupFailures are left to their retry, which adds them to every table."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK)
         last = RollupState.objects.filter(name="hits").values_list("last_hit_id", flat=True).first() or 0
         for model in (PathDay, PathMonth, RefDay, StatDay):
             model.objects.filter(site=site).delete()
-        for sql in _fold_sql()[1:]:
-            cursor.execute(
-                sql.replace("WHERE h.id > %(from_id)s", f"WHERE h.site_id = {int(site.pk)} AND h.id > %(from_id)s"),
-                {"from_id": 0, "to_id": last},
-            )
+        for sql in _fold_sql(one_site=True, skip_failed=True)[1:]:
+            cursor.execute(sql, {"from_id": 0, "to_id": last, "site_id": site.pk})

@@ -248,6 +248,8 @@ EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
 # New hits reach the stats within about this long: each web process asks the worker to fold them in
 # at most this often (analytics.rollups).
 ROLLUP_INTERVAL_SECONDS = env_int("ROLLUP_INTERVAL_SECONDS", 1)
+# Hits of a site that could not be rolled up (RollupFailure) are tried again this often.
+ROLLUP_RETRY_SECONDS = env_int("ROLLUP_RETRY_SECONDS", 600)
 # Bot hits are kept apart from people's, and only this long (GoatCounter: 30 days).
 BOT_HIT_DAYS = env_int("BOT_HIT_DAYS", 30)
 # A process remembers a valid API key this long; a revocation takes effect within it (0: check every time).
