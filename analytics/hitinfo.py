@@ -21,6 +21,19 @@ MAX_PATH = 2048
 MAX_TITLE = 1024
 MAX_REF = 2048
 MAX_USER_AGENT = 512
+# Not GoatCounter's (it has none): a campaign and its source share one key of the StatDay index, whose rows
+# PostgreSQL caps at 2,704 bytes, so the two together stay well under it.
+MAX_CAMPAIGN = 256
+MAX_BROWSER = MAX_SYSTEM = 100  # Hit.browser and Hit.system
+
+
+def clip(value: str, limit: int) -> str:
+    """At most limit bytes of UTF-8, cut at a character boundary: a long title or referrer is cut, not a reason
+    to lose the pageview."""
+    if len(value) * 4 <= limit:  # short enough in any encoding: skip the encode (the common case)
+        return value
+    return value.encode()[:limit].decode(errors="ignore")
+
 
 # How many distinct User-Agents the parsers remember: a busy site sees a few hundred in an hour.
 UA_CACHE_SIZE = 4096
@@ -208,10 +221,10 @@ def parse_ref(ref: str, query: str = "", site_hosts: tuple[str, ...] = ()) -> tu
     campaign = ""
     if query:
         params = _first_values(query)
-        campaign = next((v for name in _CAMPAIGN_NAMES if (v := params.get(name, "").strip())), "")
+        campaign = clip(next((v for name in _CAMPAIGN_NAMES if (v := params.get(name, "").strip())), ""), MAX_CAMPAIGN)
         for name in _CAMPAIGN_SOURCES:
             if source := params.get(name, "").strip():
-                return source[:MAX_REF], "c", campaign
+                return clip(source, MAX_REF), "c", campaign
 
     ref = ref.strip()
     if not ref:
@@ -220,13 +233,13 @@ def parse_ref(ref: str, query: str = "", site_hosts: tuple[str, ...] = ()) -> tu
         url = urlsplit(ref)
         hostname = url.hostname or ""
     except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL we can read, so keep the text
-        return ref.rstrip("/")[:MAX_REF], "o", campaign
+        return clip(ref.rstrip("/"), MAX_REF), "o", campaign
     if not url.netloc:
         # Free text ("Newsletter") or an app id; GoatCounter looks these up in its groups too.
         text = ref.rstrip("/")
         if group := _GROUPS.get(text.lower()):
             return group, "g", campaign
-        return text[:MAX_REF], "o", campaign
+        return clip(text, MAX_REF), "o", campaign
     if _is_internal(hostname, site_hosts) or _is_refspam(hostname):
         return "", "", campaign
 
@@ -253,12 +266,12 @@ def parse_ref(ref: str, query: str = "", site_hosts: tuple[str, ...] = ()) -> tu
                 break
     if host == "t.co" and len(path) > 1:
         # t.co/abc only links back to this page; a search for it finds the tweet.
-        return "twitter.com/search?q=https%3A%2F%2Ft.co" + quote(path, safe=""), scheme, campaign
+        return clip("twitter.com/search?q=https%3A%2F%2Ft.co" + quote(path, safe=""), MAX_REF), scheme, campaign
 
     cleaned = (host + path).rstrip("/").strip()
     if not cleaned:
         return "", "", campaign
-    return cleaned[:MAX_REF], scheme, campaign
+    return clip(cleaned, MAX_REF), scheme, campaign
 
 
 def _first_values(query: str) -> dict[str, str]:
@@ -429,7 +442,7 @@ def parse_user_agent(user_agent: str) -> tuple[str, str]:
         name = _SYSTEM_NAMES.get(platform.family, platform.family)
         version = f"{platform.major}.{platform.minor}" if platform.major and platform.minor else platform.major or ""
         system = f"{name} {version}" if version else name
-    return browser, system
+    return clip(browser, MAX_BROWSER), clip(system, MAX_SYSTEM)
 
 
 # --- Screen size, location, language -------------------------------------------------------------------------------

@@ -168,11 +168,6 @@ def _hit(
     )
 
 
-def _clip(value: str, limit: int) -> str:
-    """At most limit bytes of UTF-8: a browser's long title is cut, not a reason to lose the pageview."""
-    return value.encode()[:limit].decode(errors="ignore")
-
-
 TRUE_WORDS = {"true", "1", "on", "yes", "t"}
 FALSE_WORDS = {"false", "0", "off", "no", "f", ""}
 
@@ -208,11 +203,11 @@ def clean_pixel_hit(
     return _hit(
         path=path,
         event=event,
-        title=_clip(params.get("t", ""), hitinfo.MAX_TITLE),
-        ref=_clip(params.get("r", ""), hitinfo.MAX_REF),
+        title=hitinfo.clip(params.get("t", ""), hitinfo.MAX_TITLE),
+        ref=hitinfo.clip(params.get("r", ""), hitinfo.MAX_REF),
         query=params.get("q", ""),
         site_hosts=site_hosts,
-        user_agent=_clip(user_agent, hitinfo.MAX_USER_AGENT),
+        user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT),
         size=size,
         language=hitinfo.parse_language(language),
         bot=hitinfo.detect_bot(user_agent, hint),

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models.functions import Left
 from django.utils import timezone
 
 from logsvc.models import User
@@ -16,9 +17,14 @@ SEARCH_CONFIG = "english"
 SEARCH_SEPARATORS = "./\\"
 
 
+# Each field's first SEARCH_CHARS characters are searched: a tsvector holds at most 1 MB, and three whole fields
+# at their caps (~540,000 characters of distinct short words) would overflow it and refuse the message.
+SEARCH_CHARS = 32_768
+
+
 def searchable(field: str) -> models.Func:
     return models.Func(
-        models.F(field),
+        Left(models.F(field), SEARCH_CHARS),
         models.Value(SEARCH_SEPARATORS),
         models.Value(" " * len(SEARCH_SEPARATORS)),
         function="translate",
