@@ -21,6 +21,7 @@ from logsvc.models import User
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
 CONTENT_MAX_LENGTH = 10_000
+BIO_MAX_LENGTH = 1_000  # the rest of a profile has its model's caps: names 150, location 100, url 200
 DEFAULT_AVATAR = "social/avatar.svg"
 
 
@@ -161,6 +162,7 @@ class ProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "bio", "url", "location", "timezone", "avatar"]
+        extra_kwargs = {"bio": {"max_length": BIO_MAX_LENGTH}}
 
     def validate_timezone(self, value: str) -> str:
         try:
