@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
+from analytics import sites
 from analytics.models import CODE_VALIDATOR, DOMAIN_VALIDATOR, Domain, Export, Site, validate_timezone
 
 
@@ -68,6 +69,12 @@ class SiteSerializer(serializers.ModelSerializer):
 
     def validate_domains(self, domains: list[str]) -> list[str]:
         domains = sorted({domain.lower() for domain in domains})
+        for domain in domains:
+            if sites.service_host(domain):
+                raise serializers.ValidationError(
+                    f"{domain} is a name of this service itself, not a site's; use a domain of your own that points "
+                    "here (a CNAME), or count with /count/<code>."
+                )
         taken = Domain.objects.filter(domain__in=domains).exclude(site_id=getattr(self.instance, "pk", None))
         if taken.exists():
             raise serializers.ValidationError(f"{taken.first().domain} belongs to another site.")
@@ -85,7 +92,14 @@ class SiteSerializer(serializers.ModelSerializer):
         site.save()
         if domains is not None:
             site.domains.exclude(domain__in=domains).delete()
-            Domain.objects.bulk_create([Domain(site=site, domain=domain) for domain in domains], ignore_conflicts=True)
+            new = set(domains) - set(site.domains.values_list("domain", flat=True))
+            try:
+                with transaction.atomic():
+                    Domain.objects.bulk_create([Domain(site=site, domain=domain) for domain in sorted(new)])
+            except IntegrityError:  # claimed by another site since validate_domains looked
+                taken = Domain.objects.filter(domain__in=new).exclude(site=site).first()
+                which = taken.domain if taken else "One of these domains"
+                raise serializers.ValidationError({"domains": [f"{which} belongs to another site."]}) from None
         self.instance = site
         return Site.objects.prefetch_related("domains").get(pk=site.pk)
 

@@ -1,9 +1,12 @@
-"""Which site a request is for: the API key's site, else the site whose domain is the request's Host."""
+"""Which site a request is for: the API key's site, else the one of the caller's sites whose domain is the Host."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db.models import Prefetch
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -31,7 +34,9 @@ def sites_of_key(key: ApiKey) -> list[Site]:
 
 
 def site_for_request(request: Request) -> Site:
-    """The site an /api/v0 request is about; a clear 400 or 403 when that can't be told."""
+    """The site an /api/v0 request is about, always one its caller may use: the key's site, else the site of the
+    Host among the caller's own, else the caller's only site. Another user's domain never decides it. A clear 400
+    when that can't be told."""
     key = request.auth
     assert isinstance(key, ApiKey)
     bound = list(with_domains(key.sites.all()))
@@ -46,12 +51,10 @@ def site_for_request(request: Request) -> Site:
         raise exceptions.ValidationError(
             {"site": [f"This key acts for several sites ({codes}); send the request to the domain of one of them."]}
         )
-    site = with_domains(Site.objects.filter(domains__domain=host)).first()
-    if site is not None:
-        if site.owner_id != key.user_id:
-            raise exceptions.PermissionDenied("this token does not have access to this site")
-        return site
     owned = list(with_domains(Site.objects.filter(owner_id=key.user_id)))
+    matches = [site for site in owned if host in site_hosts(site)]
+    if len(matches) == 1:
+        return matches[0]
     if len(owned) == 1:
         return owned[0]
     if not owned:
@@ -59,10 +62,27 @@ def site_for_request(request: Request) -> Site:
             {"site": ["You have no site yet: create one (PUT /api/v0/sites, or manage.py createsite)."]}
         )
     why = (
-        f"No site has the domain {host!r} and you have {len(owned)} sites: send the request to a site's "
-        "domain, or use a key bound to one site (manage.py createapikey ... --site CODE)."
+        f"None of your sites has the domain {host!r} and you have {len(owned)} sites: send the request to a "
+        "site's domain, or use a key bound to one site (manage.py createapikey ... --site CODE)."
     )
     raise exceptions.ValidationError({"site": [why]})
+
+
+def service_host(domain: str) -> bool:
+    """Whether domain is a name the service itself answers on, which no user may claim for a site: localhost, an
+    IP address, a host of ALLOWED_HOSTS (the apex of a '.example.com' wildcard) or of SITE_URL."""
+    domain = domain.lower().rstrip(".")
+    if domain == "localhost" or domain.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    own = {host.lower().lstrip(".") for host in settings.ALLOWED_HOSTS if host != "*"}
+    if settings.SITE_URL:
+        own.add((urlsplit(settings.SITE_URL).hostname or "").lower())
+    return domain in own
 
 
 def site_hosts(site: Site) -> tuple[str, ...]:

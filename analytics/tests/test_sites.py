@@ -318,11 +318,49 @@ def test_a_key_bound_to_several_sites_needs_the_host_of_one(alice, blog):
     assert counted_sites() == ["alice-notes"]
 
 
-def test_another_users_host_is_forbidden(charlie_client, blog, charlies):
-    r = count(charlie_client, HOST)
-    assert r.status_code == 403
-    assert r.json() == {"error": "this token does not have access to this site"}
+def test_another_users_host_never_decides_the_site(charlie_client, blog, charlies):
+    r = count(charlie_client, HOST)  # alice's domain: charlie's hit goes to his only site, never hers
+    assert r.status_code == 202
+    assert counted_sites() == ["charlie-site"]
+
+
+def test_a_user_with_several_sites_is_not_sent_to_anothers_by_the_host(charlie, blog, charlies):
+    make_site(charlie, "charlie-notes", "notes.charlie.example")
+    r = count(client_with_key(make_key(charlie)), HOST)
+    assert r.status_code == 400
+    assert "None of your sites has the domain 'stats.alice.example'" in r.json()["errors"]["site"][0]
     assert not Hit.objects.exists()
+
+
+# The names the service answers on: anyone who claimed one would take every unbound key's requests there, and
+# the pixel's hits, from their owners.
+SERVICE_HOSTS = ["localhost", "LocalHost", "app.localhost", "127.0.0.1", "10.1.2.3", "logs.example.com", "example.net"]
+
+
+@pytest.mark.parametrize("domain", SERVICE_HOSTS)
+def test_no_user_may_claim_a_name_of_the_service(settings, api_client, blog, domain):
+    settings.ALLOWED_HOSTS = ["logs.example.com", ".example.net", "*"]
+    r = api_client.put(SITES, {"code": "grab", "domains": [domain]}, format="json")
+    assert r.status_code == 400
+    assert "is a name of this service itself" in r.json()["errors"]["domains"][0]
+    r = api_client.patch(site_url(blog), {"domains": [HOST, domain]}, format="json")
+    assert r.status_code == 400
+    assert not Site.objects.filter(code="grab").exists()
+    assert list(Domain.objects.values_list("domain", flat=True)) == [HOST]
+
+
+def test_the_site_url_host_is_the_services_too(settings, api_client):
+    settings.SITE_URL = "https://stats.example.org"
+    r = api_client.put(SITES, {"code": "grab", "domains": ["stats.example.org"]}, format="json")
+    assert r.status_code == 400
+    assert not Site.objects.exists()
+
+
+def test_a_subdomain_of_a_wildcard_host_may_be_a_sites(settings, api_client):
+    settings.ALLOWED_HOSTS = [".example.net"]
+    r = api_client.put(SITES, {"code": "blog", "domains": ["blog.example.net"]}, format="json", HTTP_HOST="example.net")
+    assert r.status_code == 200
+    assert list(Domain.objects.values_list("domain", flat=True)) == ["blog.example.net"]
 
 
 def test_it_names_a_bad_domain_and_a_bad_ip_by_their_index(api_client, blog):
