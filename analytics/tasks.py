@@ -37,14 +37,26 @@ CSV_HEADER = (
 LOCK_NAMESPACE = 0x6578  # "ex": advisory locks (namespace, export id) are exports being written
 
 
+# A cell a spreadsheet would run as a formula (OWASP's CSV injection advice) starts with = + - @, a tab or a
+# carriage return, after any quotes. It gets one more ' in front, so a spreadsheet shows it as text, and an
+# importer gets the value back by taking one ' off a cell that starts with ' and matches FORMULA.
+FORMULA = r"^'*[=+@\t\r-]"
+
+
+def _cell(column: str) -> str:
+    """column as an export's cell: NULL for '' (PostgreSQL's CSV quotes an empty string, Go's writer and
+    GoatCounter's files leave it bare), and a formula made inert."""
+    pattern = FORMULA.replace("'", "''")
+    return f"CASE WHEN {column} ~ '{pattern}' THEN '''' || {column} ELSE NULLIF({column}, '') END"
+
+
 def _export_sql() -> str:
-    # NULLIF: PostgreSQL's CSV quotes an empty string (""), Go's writer and GoatCounter's files leave it bare.
     hit, path = Hit._meta.db_table, Path._meta.db_table
     return f"""
         COPY (
-            SELECT p.path, NULLIF(p.title, ''), CASE WHEN p.event THEN 1 ELSE 0 END, NULL,
-                   NULLIF(h.browser, ''), NULLIF(h.system, ''), replace(h.visitor::text, '-', ''), 0,
-                   NULLIF(h.ref, ''), NULLIF(h.ref_scheme, ''),
+            SELECT {_cell("p.path")}, {_cell("p.title")}, CASE WHEN p.event THEN 1 ELSE 0 END, NULL,
+                   {_cell("h.browser")}, {_cell("h.system")}, replace(h.visitor::text, '-', ''), 0,
+                   {_cell("h.ref")}, NULLIF(h.ref_scheme, ''),
                    CASE WHEN h.size IS NULL THEN NULL ELSE h.size || ',0,1' END, NULLIF(h.location, ''),
                    CASE WHEN h.first_visit THEN 1 ELSE 0 END,
                    to_char(h.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
