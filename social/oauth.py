@@ -110,6 +110,9 @@ class OAuth2Validator(ToolkitValidator):
 # The "apps" page: a signed-in user registers and manages their own client apps.
 
 
+MAX_REDIRECT_URIS, MAX_REDIRECT_URI_LENGTH = 10, 2_000
+
+
 def split_uris(value: str) -> list[str]:
     return value.split()
 
@@ -147,6 +150,10 @@ class ApplicationForm(forms.ModelForm):
         uris = split_uris(self.cleaned_data["redirect_uris"])
         if not uris:
             raise ValidationError("Enter at least one redirect URI.")
+        if len(uris) > MAX_REDIRECT_URIS or any(len(uri) > MAX_REDIRECT_URI_LENGTH for uri in uris):
+            raise ValidationError(
+                f"Enter at most {MAX_REDIRECT_URIS} redirect URIs of at most {MAX_REDIRECT_URI_LENGTH} characters each."
+            )
         bad = [uri for uri in uris if not redirect_uri_is_allowed(uri)]
         if bad:
             raise ValidationError(f"{REDIRECT_URI_RULE} Not allowed: {' '.join(bad)}")

@@ -21,6 +21,7 @@ import pytest
 from django.test import Client
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from oauth2_provider.models import Application
 
 from analytics import hitinfo, sites
 from analytics.models import ROLLUP_MODELS, Domain, Export, Hit, RollupFailure, Site, StatDay
@@ -31,6 +32,7 @@ from conftest import client_with_key, make_key
 from events.models import Event, LogMessage
 from events.validation import CLIENT_ID_MAX, EVENT_NAME_MAX, LOGSTER_TEXT_FIELDS, TRACE_ID_MAX
 from social.models import Comment, Log
+from social.oauth import MAX_REDIRECT_URIS
 from social.serializers import BIO_MAX_LENGTH, CONTENT_MAX_LENGTH
 
 # Characters of each width, none of them Markdown or URL syntax, so what is stored is what was sent.
@@ -220,6 +222,26 @@ def test_littlelogs_refuses_a_field_one_past_its_cap(alice_session, alice, url, 
     alice.refresh_from_db()
     assert getattr(alice, field, "") != "x" * (limit + 1)
     assert not Log.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "uris",
+    [" ".join(f"https://app.example/cb{i}" for i in range(MAX_REDIRECT_URIS + 1)), "https://app.example/" + "x" * 2000],
+)
+def test_an_oauth_app_has_a_bounded_list_of_redirect_uris(alice, uris):
+    browser = Client()
+    browser.force_login(alice)
+    data = {"name": "Logbook", "client_type": "confidential", "authorization_grant_type": "authorization-code"}
+    r = browser.post("/oauth/applications/register/", {**data, "redirect_uris": uris, "client_secret": "s" * 40})
+    assert r.status_code == 200
+    assert f"Enter at most {MAX_REDIRECT_URIS} redirect URIs" in r.content.decode()
+    assert not Application.objects.exists()
+    r = browser.post(
+        "/oauth/applications/register/",
+        {**data, "redirect_uris": "https://app.example/cb", "client_secret": "s" * 40},
+    )
+    assert r.status_code == 302
+    assert Application.objects.get().redirect_uris == "https://app.example/cb"
 
 
 # --- GoatCounter ---------------------------------------------------------------------------------------------------
