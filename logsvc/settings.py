@@ -339,13 +339,8 @@ AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in; the failures ar
 AXES_VERBOSE = False
 # Axes keeps a failed attempt's form fields: never these secrets (the password is always masked).
 AXES_SENSITIVE_PARAMETERS = [
-    "username",
-    "ip_address",
-    "client_secret",
-    "code",
-    "code_verifier",
-    "refresh_token",
-    "token",
+    *("username", "ip_address", "csrfmiddlewaretoken"),
+    *("client_secret", "code", "code_verifier", "refresh_token", "token"),
 ]
 
 LOGGING = {

@@ -172,6 +172,30 @@ def test_a_replaced_avatar_is_deleted_once_committed(alice_session, alice, djang
     assert default_storage.listdir("avatars")[1] == [User.objects.get(pk=alice.pk).avatar.name.split("/")[1]]
 
 
+def test_a_cleared_avatar_is_deleted(alice, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.avatar.save("me.png", ContentFile(picture("PNG")))
+    url = f"/media/{alice.avatar.name}"
+    assert served(url).status_code == 200
+    form = modelform_factory(User, fields=["avatar"])({"avatar-clear": "on"}, {}, instance=alice)  # the admin's box
+    assert form.is_valid(), form.errors
+    with django_capture_on_commit_callbacks(execute=True):
+        form.save()
+    assert User.objects.get(pk=alice.pk).avatar.name == ""
+    assert default_storage.listdir("avatars")[1] == []
+    assert served(url).status_code == 404
+
+
+def test_a_picture_another_user_still_has_is_kept(alice, charlie, django_capture_on_commit_callbacks):
+    # seed_social's users share a few pictures: one user changing theirs leaves the others' alone.
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.avatar.save("shared.png", ContentFile(picture("PNG")))
+        User.objects.filter(pk=charlie.pk).update(avatar=alice.avatar.name)
+        alice.avatar.save("mine.png", ContentFile(picture("GIF")))
+    charlie.refresh_from_db()
+    assert served(f"/media/{charlie.avatar.name}").status_code == 200
+
+
 def test_a_deleted_account_leaves_no_picture(alice_session, alice, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         url = upload(alice_session, picture("PNG")).json()["avatar"]
