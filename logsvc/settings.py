@@ -326,7 +326,7 @@ SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
 # Failed sign-ins (the three sign-in forms, OAuth client authentication): limited per account and address, and
 # per address, with django-axes counting in PostgreSQL; see logsvc/signin.py and README "Sign-in limits".
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["logsvc.signin.SignInBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_HANDLER = "logsvc.signin.SignInAttempts"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]  # the order SignInAttempts expects
 AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5)  # per account and address

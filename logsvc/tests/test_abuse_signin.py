@@ -149,6 +149,15 @@ def test_an_ipv6_network_counts_as_one_address(alice):
     assert response.status_code == 302 and signed_in(client)
 
 
+def test_a_sign_in_without_a_request_still_works(alice):
+    # The test client's login() (and a script's authenticate()) has no address to count.
+    client = Client()
+    assert client.login(username="alice", password="alice-password")
+    assert signed_in(client)
+    assert not Client().login(username="alice", password="wrong")
+    assert not AccessAttempt.objects.exists()
+
+
 def test_a_locked_attempt_costs_no_password_hash(alice, settings, monkeypatch):
     for attempt in range(LIMIT):
         sign_in("/accounts/login/", f"guess-{attempt}")
