@@ -66,6 +66,7 @@ def reencode(upload: Any, max_side: int = AVATAR_MAX_SIDE, name: str | None = No
                 image = ImageOps.exif_transpose(source)  # turned as the camera meant, before EXIF goes
                 image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
                 image = _mode_for(image, fmt)
+                image.info = {}  # PNG and WebP would write an ICC profile (any bytes) kept here; P mode is gone
                 out = io.BytesIO()
                 options = {"quality": 85, "optimize": True} if fmt in ("JPEG", "WEBP") else {"optimize": True}
                 image.save(out, fmt, **options)  # no exif=, icc_profile= or pnginfo=: no metadata
