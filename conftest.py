@@ -40,6 +40,12 @@ def _api_keys_checked_every_time(settings):
 
 
 @pytest.fixture(autouse=True)
+def _media_of_its_own(settings, tmp_path_factory):
+    # Uploads (avatars, seed_social's pictures) go to a directory of the test's, never to var/media.
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
 def _counters_in_postgres(settings):
     # Rate-limit tests that want Redis say so; the rest never depend on a Redis being there.
     settings.REDIS_URL = ""

@@ -14,6 +14,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import connections, models
 from django.utils import timezone
 
+from logsvc.images import ReencodedImageField
+
 SCOPES = [
     ("logs:write", "Post Logster log messages"),
     ("logs:read", "Read and search Logster log messages"),
@@ -36,7 +38,7 @@ class User(AbstractUser):
     bio = models.TextField(blank=True)
     url = models.URLField(blank=True)
     location = models.CharField(max_length=100, blank=True)
-    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    avatar = ReencodedImageField(upload_to="avatars/", blank=True)  # re-encoded, old files deleted
     timezone = models.CharField(max_length=64, default="UTC")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_tasks_db",
     "oauth2_provider",
+    "axes",
     "logsvc",
     "events",
     "social",
@@ -86,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into logsvc.signin's 429
 ]
 # A missing slash is handled by SlashRedirectMiddleware (301 for GET/HEAD, 308 otherwise).
 APPEND_SLASH = False
@@ -322,6 +325,25 @@ OAUTH2_PROVIDER = {
 }
 # W008 flags "http" in ALLOWED_REDIRECT_URI_SCHEMES; social.oauth allows it for loopback hosts only.
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
+
+# Failed sign-ins (the three sign-in forms, OAuth client authentication): limited per account and address, and
+# per address, with django-axes counting in PostgreSQL; see logsvc/signin.py and README "Sign-in limits".
+AUTHENTICATION_BACKENDS = ["logsvc.signin.SignInBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "logsvc.signin.SignInAttempts"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]  # the order SignInAttempts expects
+AXES_FAILURE_LIMIT = env_int("SIGNIN_FAILURE_LIMIT", 5)  # per account and address
+SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("SIGNIN_ADDRESS_FAILURE_LIMIT", 20)  # per address, any accounts
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("SIGNIN_LOCKOUT_SECONDS", 15 * 60))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # attempts refused while locked don't prolong the lock
+AXES_CLIENT_IP_CALLABLE = "logsvc.clientip.client_network"
+AXES_LOCKOUT_CALLABLE = "logsvc.signin.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in; the failures are what is counted
+AXES_VERBOSE = False
+# Axes keeps a failed attempt's form fields: never these secrets (the password is always masked).
+AXES_SENSITIVE_PARAMETERS = [
+    *("username", "ip_address", "csrfmiddlewaretoken"),
+    *("client_secret", "code", "code_verifier", "refresh_token", "token"),
+]
 
 LOGGING = {
     "version": 1,

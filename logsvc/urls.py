@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -20,6 +21,8 @@ urlpatterns = [
         "api.html", views.ApiReferenceView.as_view(url_name="schema", authentication_classes=[]), name="api-reference"
     ),
     path("healthz", views.healthz, name="healthz"),
+    # Uploaded pictures, served by the app in every set-up (see views.media and README "Security")
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", views.media, name="media"),
     path("admin/", admin.site.urls),
     # littlelogs OAuth2: /oauth/authorize, /oauth/token, the apps page (social/oauth.py); sign-in for them
     path("", include("social.oauth")),

@@ -14,12 +14,15 @@ Policy beyond the toolkit's settings (RFC 9700):
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import base64
+import binascii
+from urllib.parse import unquote_plus, urlsplit
 
 from django import forms
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.generic import CreateView, DeleteView, DetailView, ListView, UpdateView
@@ -27,6 +30,8 @@ from oauth2_provider import views as oauth2_views
 from oauth2_provider.models import AbstractApplication, get_application_model, get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitValidator
 from oauthlib.oauth2.rfc6749 import errors
+
+from logsvc import signin
 
 Application = get_application_model()
 Grant = get_grant_model()
@@ -229,9 +234,55 @@ class ApplicationDelete(OwnApplicationsMixin, DeleteView):
     template_name = "oauth2_provider/application_confirm_delete.html"
 
 
+def requested_client_id(request: HttpRequest) -> str | None:
+    """The client_id a token or revocation request authenticates as: HTTP Basic's user (RFC 6749 §2.3.1, which
+    the toolkit tries first), else the form's client_id."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            return unquote_plus(base64.b64decode(value.strip()).decode().partition(":")[0])
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return request.POST.get("client_id")
+
+
+class ClientAuthenticationLimit:
+    """Failed client authentications (401 invalid_client) count against the client id and the address, as
+    failed sign-ins do (logsvc.signin); past a limit the answer is 429 with Retry-After, secret unchecked."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        client_id = requested_client_id(request)
+        if (wait := signin.client_locked_out(request, client_id)) is not None:
+            return self.too_many_failures(wait)
+        response = super().post(request, *args, **kwargs)
+        failed = response.status_code == 401 and b"invalid_client" in response.content
+        if failed and (wait := signin.client_authentication_failed(request, client_id)) is not None:
+            return self.too_many_failures(wait)
+        return response
+
+    @staticmethod
+    def too_many_failures(seconds: int) -> HttpResponse:
+        body = {
+            "error": "slow_down",
+            "error_description": f"Too many failed client authentications; try again in {seconds} seconds.",
+        }
+        response = JsonResponse(body, status=429)
+        response["Retry-After"] = str(seconds)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 @method_decorator(transaction.atomic, name="post")
-class TokenView(oauth2_views.TokenView):
+class AtomicTokenView(oauth2_views.TokenView):
     """The toolkit's token endpoint, in one transaction (see OAuth2Validator.validate_code)."""
+
+
+class TokenView(ClientAuthenticationLimit, AtomicTokenView):
+    """The token endpoint; a failure is counted outside (after) the token transaction."""
+
+
+class RevokeTokenView(ClientAuthenticationLimit, oauth2_views.RevokeTokenView):
+    pass
 
 
 class AuthorizationView(oauth2_views.AuthorizationView):
@@ -252,7 +303,7 @@ urlpatterns = [
     # so a POST keeps its body.
     re_path(r"^oauth/authorize/?$", AuthorizationView.as_view(), name="authorize"),
     re_path(r"^oauth/token/?$", TokenView.as_view(), name="token"),
-    re_path(r"^oauth/revoke_token/?$", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
+    re_path(r"^oauth/revoke_token/?$", RevokeTokenView.as_view(), name="revoke-token"),
     # RFC 8414 metadata at the root, so the issuer (and the RFC 9207 `iss`) is the site's origin.
     path(
         ".well-known/oauth-authorization-server",

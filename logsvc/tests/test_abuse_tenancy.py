@@ -97,6 +97,8 @@ ELSEWHERE = {
     "oauth/applications/": "social.tests.test_oauth::test_apps_page_shows_only_the_users_own_apps",
     "oauth/authorized_tokens/": "logsvc.tests.test_abuse_tenancy::test_the_authorized_apps_page_lists_only_ones_own",
     "^oauth/revoke_token/?$": "logsvc.tests.test_abuse_tenancy::test_an_app_cannot_revoke_another_apps_token",
+    # avatars are public, as the profiles that link them; nothing but a stored picture is served
+    "media/<path:path>": "social.tests.test_avatars::test_media_serves_nothing_but_stored_pictures",
 }
 
 # Routes with no object of one user's to reach: route -> why.

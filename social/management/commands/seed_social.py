@@ -11,6 +11,7 @@ are moved past the new ids, and the tables are analysed at the end.
 
 from __future__ import annotations
 
+import io
 import random
 import time
 from bisect import bisect_right
@@ -22,10 +23,13 @@ from itertools import accumulate
 from typing import Any
 
 from django.apps import apps
+from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
 from django.utils import timezone
+from PIL import Image, ImageDraw
 
+from logsvc.images import reencode
 from logsvc.models import User
 from social.models import Activity, Comment, Follow, Like, Log, LogTag, Tag
 
@@ -40,6 +44,26 @@ FOLLOWS_PER_LOG = 0.04
 LIKES_PER_LOG = 1.15  # on average; a log's expected likes are proportional to its author's popularity
 
 COUNTER_KINDS = ("logs", "user_logs", "tag_logs", "tags", "activity")
+
+
+# Half the seeded users have a picture: one of these, stored once and shared, so that every avatar link works.
+AVATAR_COLOURS = ["#e4572e", "#17bebb", "#ffc914", "#2e282a", "#76b041", "#5e4ae3", "#f25f5c", "#247ba0"]
+
+
+def seed_avatars() -> list[str]:
+    """The stored names of the seed pictures, written (through default_storage) where missing."""
+    names = []
+    for n, colour in enumerate(AVATAR_COLOURS):
+        image = Image.new("RGB", (96, 96), colour)
+        ImageDraw.Draw(image).ellipse((24, 16, 72, 64), fill="#ffffff")
+        ImageDraw.Draw(image).ellipse((12, 60, 84, 132), fill="#ffffff")
+        raw = io.BytesIO()
+        image.save(raw, "PNG")
+        raw.name = f"seed-{n}.png"
+        picture = reencode(raw)
+        name = f"avatars/{picture.name}"  # the name holds the content's hash: same picture, same name
+        names.append(name if default_storage.exists(name) else default_storage.save(name, picture))
+    return names
 
 
 def words(text: str) -> list[str]:
@@ -419,6 +443,7 @@ class Seeder:
         self.usernames: list[str] = []
         self.joined: list[Any] = []
         table = self.tables["user"]
+        avatars = seed_avatars()
         for uid in self.user_ids:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             username = f"{first.lower()}{uid}"
@@ -429,7 +454,7 @@ class Seeder:
                 uid, f"!{rng.getrandbits(128):032x}", None, False, username, first, last,
                 f"{username}@{SEED_EMAIL_DOMAIN}", False, True, joined, rng.choice(BIOS),
                 f"https://{username}.example.com/" if rng.random() < 0.4 else "", rng.choice(LOCATIONS),
-                f"avatars/{username}.png" if rng.random() < 0.5 else "", rng.choice(TIMEZONES),
+                avatars[uid % len(avatars)] if rng.random() < 0.5 else "", rng.choice(TIMEZONES),
             ))  # fmt: skip
         # Popularity: a few users are followed, mentioned, liked and read by many (Zipf over a random order).
         ranks = list(range(n))
