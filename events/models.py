@@ -94,6 +94,7 @@ class Event(models.Model):
     trace_id = models.CharField(max_length=64, blank=True)
     date = models.DateTimeField(default=timezone.now)
     data = models.JSONField(default=dict, blank=True)
+    size = models.PositiveIntegerField(default=0, editable=False, help_text="Bytes of data's JSON, for paging.")
     created = models.DateTimeField(default=timezone.now)
 
     objects = EventQuerySet.as_manager()

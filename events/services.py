@@ -9,7 +9,7 @@ from django.utils import timezone
 from events.models import Event, LogMessage, new_uid
 from logsvc.models import User
 
-EVENT_COPY_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "created")
+EVENT_COPY_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "size", "created")
 
 
 def ingest_log_messages(*, owner: User, items: list[dict[str, Any]]) -> list[LogMessage]:
@@ -40,6 +40,7 @@ def ingest_events(*, owner: User, items: list[dict[str, Any]]) -> None:
             date=item.get("date") or now,
             # Value(None) stores a JSON null; a bare None would be SQL NULL
             data=models.Value(None, output_field=models.JSONField()) if item["data"] is None else item["data"],
+            size=len(item["data_json"]),
             created=now,
         )
         return
@@ -57,6 +58,7 @@ def ingest_events(*, owner: User, items: list[dict[str, Any]]) -> None:
                     item["trace_id"],
                     item.get("date") or now,
                     item["data_json"].decode(),
+                    len(item["data_json"]),
                     now,
                 )
             )

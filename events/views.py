@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
-from django.db.models import Q
+from django.db.models import F, Func, IntegerField, Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -31,6 +31,7 @@ from events.validation import clean_event, clean_log_message, parse_timestamp
 from logsvc.idempotency import idempotent
 from logsvc.middleware import CALLBACK_RE
 from logsvc.openapi import error_responses
+from logsvc.pagination import fit_page
 from logsvc.parsers import JSONParser
 
 SEARCH_SPACES = str.maketrans(SEARCH_SEPARATORS, " " * len(SEARCH_SEPARATORS))
@@ -82,6 +83,12 @@ def log_message_json(message: LogMessage) -> dict[str, Any]:
         "User": message.user,
         "Created": iso(message.created),
     }
+
+
+TEXT_SIZE = sum(
+    (Func(F(field), function="octet_length", output_field=IntegerField()) for field in ("message", "exception")),
+    start=Func(F("stack_trace"), function="octet_length", output_field=IntegerField()),
+)
 
 
 def encode_cursor(message: LogMessage) -> str:
@@ -142,10 +149,14 @@ class LogMessageListView(APIView):
             created, pk = decode_cursor(params["cursor"])
             messages = messages.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
         limit = int_param(request, "limit", 100, 1000, minimum=1)
-        page = list(messages.order_by("-created", "-pk")[: limit + 1])
+        # The rows' sizes first (octet_length reads no TOASTed text), then the text of those the page holds.
+        messages = messages.order_by("-created", "-pk")
+        sizes = list(messages.values_list("pk", TEXT_SIZE)[: limit + 1])
+        count = fit_page([size for _, size in sizes], limit)
+        chosen = [pk for pk, _ in sizes[:count]]
+        page = list(LogMessage.objects.filter(pk__in=chosen).defer("search").order_by("-created", "-pk"))
         next_url = None
-        if len(page) > limit:
-            page = page[:limit]
+        if len(sizes) > count:
             query = params.copy()
             query["cursor"] = encode_cursor(page[-1])
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
@@ -219,6 +230,15 @@ def events_json(request: Request, events: Any) -> list[dict[str, Any]]:
     ]
 
 
+def event_page(events: Any, offset: int, limit: int) -> Any:
+    """The events from offset on, in time order: at most limit, and at most PAGE_MAX_BYTES of data after the
+    first (the next page starts at offset + the number of events this one has)."""
+    events = events.order_by("date", "id")
+    sizes = list(events.values_list("pk", "size")[offset : offset + limit])
+    count = fit_page([size for _, size in sizes], limit)
+    return Event.objects.filter(pk__in=[pk for pk, _ in sizes[:count]]).order_by("date", "id")
+
+
 def date_filters(request: Request) -> dict[str, datetime]:
     """`start` and `end` as days (YYYY-MM-DD, both included whole) or exact ISO 8601 times."""
     filters = {}
@@ -265,8 +285,7 @@ class EventListView(APIView):
             events = events.filter(name=name)
         limit = int_param(request, "limit", 100, 1000)
         offset = int_param(request, "offset", 0, 10**9)
-        page = events.order_by("date", "id")[offset : offset + limit]
-        return Response({"count": events.count(), "events": events_json(request, page)})
+        return Response({"count": events.count(), "events": events_json(request, event_page(events, offset, limit))})
 
     @extend_schema(
         operation_id="bytelog_post",
@@ -311,8 +330,7 @@ class EventTraceView(APIView):
         events = Event.objects.owned_by(request.user).filter(trace_id=trace_id)
         limit = int_param(request, "limit", 1000, 1000)
         offset = int_param(request, "offset", 0, 10**9)
-        page = events.order_by("date", "id")[offset : offset + limit]
-        return Response({"count": events.count(), "events": events_json(request, page)})
+        return Response({"count": events.count(), "events": events_json(request, event_page(events, offset, limit))})
 
 
 # --- Loggator --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from rest_framework import pagination
 from rest_framework.request import Request
@@ -56,3 +57,14 @@ def page_by_ids(queryset: QuerySet[Any] | list[Any], offset: int, limit: int) ->
         return []
     by_id = {row.pk: row for row in queryset.filter(pk__in=ids).order_by()}
     return [by_id[pk] for pk in ids if pk in by_id]
+
+
+def fit_page(sizes: list[int], limit: int) -> int:
+    """How many of the rows with these sizes (in page order) one page holds: at most limit, and no more than
+    PAGE_MAX_BYTES of them once the first is in, so a page of a thousand 256 KB rows is not 256 MB."""
+    total = 0
+    for count, size in enumerate(sizes[:limit]):
+        total += size
+        if count and total > settings.PAGE_MAX_BYTES:
+            return count
+    return min(len(sizes), limit)

@@ -212,6 +212,8 @@ CORS_EXPOSE_HEADERS = ["X-Rate-Limit-Limit", "X-Rate-Limit-Remaining", "X-Rate-L
 
 # Request bodies: the cap on what is sent, and on what a compressed body may inflate to.
 BODY_MAX_BYTES = env_int("BODY_MAX_BYTES", 5 * 1024 * 1024)
+# A Logster or Bytelog page stops at this many bytes of message text or event data (after its first item).
+PAGE_MAX_BYTES = env_int("PAGE_MAX_BYTES", 4 * 1024 * 1024)
 BODY_MAX_DECOMPRESSED_BYTES = env_int("BODY_MAX_DECOMPRESSED_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = BODY_MAX_DECOMPRESSED_BYTES
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)

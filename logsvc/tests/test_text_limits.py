@@ -396,3 +396,51 @@ def test_every_text_column_has_a_bound_at_intake():
         if isinstance(field, models.TextField) and not isinstance(field, models.GeneratedField)
     }
     assert unbounded - set(known) == set()
+
+
+# --- Pages: a page stops at PAGE_MAX_BYTES, and paging on reads every item once ----------------------------------
+
+
+def test_a_logster_page_stops_at_its_byte_budget_and_next_goes_on(settings, logster):
+    settings.PAGE_MAX_BYTES = 1_000_000
+    big = "e" * 200_000
+    for n in range(12):
+        assert (
+            logster.post("/api/Log", {"Message": f"m{n}", "Severity": 1, "Exception": big}, format="json").status_code
+            == 200
+        )
+    seen, url, pages = [], "/api/Log?limit=1000", 0
+    while url:
+        r = logster.get(url)
+        assert r.status_code == 200 and len(r.content) < 1_300_000
+        seen += [item["Message"] for item in r.json()["Messages"]]
+        url, pages = r.json()["Next"], pages + 1
+    assert seen == [f"m{n}" for n in reversed(range(12))]
+    assert pages == 3  # 5 + 5 + 2 messages of 200 kB
+
+
+def test_a_single_message_bigger_than_the_budget_still_has_its_page(settings, logster):
+    settings.PAGE_MAX_BYTES = 1_000
+    assert logster.post("/api/Log", {"Message": "x" * 5_000, "Severity": 1}, format="json").status_code == 200
+    assert logster.post("/api/Log", {"Message": "y" * 5_000, "Severity": 1}, format="json").status_code == 200
+    first = logster.get("/api/Log").json()
+    assert [m["Message"][0] for m in first["Messages"]] == ["y"] and first["Next"]
+    second = logster.get(first["Next"]).json()
+    assert [m["Message"][0] for m in second["Messages"]] == ["x"] and second["Next"] is None
+
+
+@pytest.mark.parametrize("url", ["/api/v1/events?limit=1000", "/api/v1/events/trace/t1?limit=1000"])
+def test_a_bytelog_page_stops_at_its_byte_budget_and_the_offset_goes_on(settings, bytelog, url):
+    settings.PAGE_MAX_BYTES = 1_000_000
+    events = [{"id": n, "name": "big", "trace_id": "t1", "data": {"blob": "d" * 200_000}} for n in range(12)]
+    for half in (events[:6], events[6:]):
+        assert bytelog.post("/api/v1/events", half, format="json").status_code == 201
+    seen, offset = [], 0
+    while True:
+        r = bytelog.get(f"{url}&offset={offset}")
+        assert r.status_code == 200 and r.json()["count"] == 12 and len(r.content) < 1_300_000
+        page = [event["id"] for event in r.json()["events"]]
+        if not page:
+            break
+        seen, offset = seen + page, offset + len(page)
+    assert seen == list(range(12))
