@@ -33,9 +33,11 @@ from markdown_it.token import Token
 
 TAG_NAME_MAX_LENGTH = 100  # Tag.name's max_length: longer "#words" stay plain text
 USERNAME_MAX_LENGTH = 150  # AbstractUser.username's max_length
-# The most HTML one log or comment may render to (characters): four times what a page of prose with
-# links renders to, a tenth of what 10,000 characters of `#a ` did. Past it, the post is refused (400).
-RENDERED_MAX_LENGTH = 40_000
+# The most HTML one log or comment may render to, in characters: three times the most Markdown it may
+# hold (serializers.CONTENT_MAX_LENGTH). 10,000 characters of prose with links, code or a list of tags
+# stay well under it; `#a ` * 3333 (227 KB), `@alice ` * 1428 (70 KB) or one long reference URL used
+# 2,000 times (2.3 MB) do not, and render() refuses them (the API answers 400).
+RENDERED_MAX_LENGTH = 30_000
 
 # Mastodon's Tag::HASHTAG_RE, simplified: not after a word char, `=`, `/`, `)` or `&` (`&#x61;`,
 # `example.com/#anchor`); Unicode word chars plus the separators · ・ ZWNJ inside the name (never at its
@@ -90,6 +92,17 @@ class Rendered:
     mentions: list[str]  # usernames of existing users (as stored), first-seen order, unique
 
 
+class RenderedTooLarge(ValueError):
+    """The Markdown renders to more than RENDERED_MAX_LENGTH characters of HTML."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        super().__init__(
+            f"This renders to {length:,} characters of HTML, more than the {RENDERED_MAX_LENGTH:,} allowed: "
+            "use fewer links, tags, mentions or markup characters."
+        )
+
+
 @dataclass
 class _Env:
     """One render's inputs (the users that exist) and findings, passed to the rules as markdown-it's env."""
@@ -104,9 +117,12 @@ def render(text: str) -> Rendered:
     """text (Markdown) as sanitised HTML, with the tags and existing users it names.
 
     Runs at most one query: the usernames that could be mentioned, looked up case-insensitively.
-    Linear in len(text): bench/markdown.py measures it, test_markdown_cost.py guards it."""
+    Linear in len(text): bench/markdown.py measures it, test_markdown_cost.py guards it.
+    Raises RenderedTooLarge past RENDERED_MAX_LENGTH characters of HTML."""
     env = _Env(users=_existing_users(_mention_candidates(text)))
     html = CLEANER.clean(_MD.render(text, {"littlelogs": env})).rstrip("\n")
+    if len(html) > RENDERED_MAX_LENGTH:
+        raise RenderedTooLarge(len(html))
     return Rendered(html=html, tags=env.tags, mentions=env.mentions)
 
 

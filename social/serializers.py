@@ -18,6 +18,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from logsvc.models import User
+from social.markdown import RENDERED_MAX_LENGTH, Rendered, RenderedTooLarge, render
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
 CONTENT_MAX_LENGTH = 10_000
@@ -152,7 +153,25 @@ def followee_json(follow: Follow, request: Request) -> dict[str, Any]:
 
 
 class ContentSerializer(serializers.Serializer):
-    content = serializers.CharField(max_length=CONTENT_MAX_LENGTH, help_text="Markdown; #tags and @mentions link.")
+    """A log's or comment's Markdown; valid only if it renders within RENDERED_MAX_LENGTH (then `rendered`
+    holds the result, so the view does not render it twice)."""
+
+    content = serializers.CharField(
+        max_length=CONTENT_MAX_LENGTH,
+        help_text=(
+            f"Markdown; #tags and @mentions link. At most {CONTENT_MAX_LENGTH:,} characters, rendering to at most "
+            f"{RENDERED_MAX_LENGTH:,} characters of HTML."
+        ),
+    )
+
+    rendered: Rendered
+
+    def validate_content(self, value: str) -> str:
+        try:
+            self.rendered = render(value)
+        except RenderedTooLarge as error:
+            raise serializers.ValidationError(str(error)) from None
+        return value
 
 
 class ProfileSerializer(serializers.ModelSerializer):

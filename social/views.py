@@ -26,7 +26,6 @@ from logsvc.pagination import LimitOffsetPagination
 from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
 from social import services
-from social.markdown import render
 from social.models import Activity, Comment, Counter, Follow, Log, LogTag, Tag
 from social.serializers import (
     ActivitySerializer,
@@ -254,7 +253,10 @@ class LogCreateView(LittlelogsView, generics.GenericAPIView):
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         log = services.create_log(
-            user=request.user, markdown=serializer.validated_data["content"], source=source_of(request)
+            user=request.user,
+            markdown=serializer.validated_data["content"],
+            source=source_of(request),
+            rendered=serializer.rendered,
         )
         return log_response(request, log, status.HTTP_201_CREATED)
 
@@ -268,7 +270,7 @@ class LogPreviewView(LittlelogsView, generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        rendered = render(serializer.validated_data["content"])
+        rendered = serializer.rendered
         return Response({"content": rendered.html, "tags": rendered.tags, "mentions": rendered.mentions})
 
 
@@ -295,7 +297,11 @@ class CommentCreateView(LittlelogsView, generics.GenericAPIView):
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.add_comment(
-            log=log, user=request.user, markdown=serializer.validated_data["content"], source=source_of(request)
+            log=log,
+            user=request.user,
+            markdown=serializer.validated_data["content"],
+            source=source_of(request),
+            rendered=serializer.rendered,
         )
         return log_response(request, log, status.HTTP_201_CREATED)
 
