@@ -85,6 +85,11 @@ CLEANER = nh3.Cleaner(
 )
 
 
+# C0 and C1 controls but tab, newline and carriage return: not text (HTML calls them parse errors), and
+# six bytes each in JSON (\u0001). They become U+FFFD, as CommonMark does with NUL.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 @dataclass(frozen=True)
 class Rendered:
     html: str  # sanitised HTML
@@ -119,6 +124,7 @@ def render(text: str) -> Rendered:
     Runs at most one query: the usernames that could be mentioned, looked up case-insensitively.
     Linear in len(text): bench/markdown.py measures it, test_markdown_cost.py guards it.
     Raises RenderedTooLarge past RENDERED_MAX_LENGTH characters of HTML."""
+    text = _CONTROL.sub("\ufffd", text)
     env = _Env(users=_existing_users(_mention_candidates(text)))
     html = CLEANER.clean(_MD.render(text, {"littlelogs": env})).rstrip("\n")
     if len(html) > RENDERED_MAX_LENGTH:
