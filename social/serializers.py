@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch, QuerySet, Window
 from django.db.models.functions import Lower
 from django.templatetags.static import static
 from rest_framework import serializers
@@ -22,6 +22,12 @@ from social.markdown import RENDERED_MAX_LENGTH, Rendered, RenderedTooLarge, ren
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
 CONTENT_MAX_LENGTH = 10_000
+# What one log carries inline, wherever it appears (a list, its own page, an activity item): its latest
+# comments and likes, oldest first as the seed shows them, with `comments_count` and `likes_count`; the
+# rest are paged at /api/1/logs/<id>/comments/ and /likes/. So a log's size no longer grows with them.
+COMMENTS_INLINE = 3
+LIKES_INLINE = 20
+BIO_MAX_LENGTH = 1_000  # a profile rides along in every log, comment and activity item
 DEFAULT_AVATAR = "social/avatar.svg"
 
 
@@ -45,16 +51,34 @@ def mentions_prefetch(prefix: str = "") -> Prefetch:
 LIKE_FIELDS = ("id", "log_id", "created", "user_id", "user__id", "user__username")
 
 
+def comments_with_details(comments: QuerySet[Comment]) -> QuerySet[Comment]:
+    return comments.select_related("user").prefetch_related(tags_prefetch(), mentions_prefetch())
+
+
 def log_prefetches(prefix: str = "") -> list[Prefetch]:
-    comments = Comment.objects.select_related("user").prefetch_related(tags_prefetch(), mentions_prefetch())
+    """A log's tags and mentions, and its latest comments and likes as lists `latest_comments` and
+    `latest_likes` (newest first, each with its log's total as `total`): sliced prefetches, one query each
+    for the whole page (ROW_NUMBER per log)."""
+    total = Window(Count("id"), partition_by=F("log_id"))
     return [
         tags_prefetch(prefix),
         mentions_prefetch(prefix),
         # a like shows its user's name only: loading whole users was most of a busy page's cost
         Prefetch(
-            f"{prefix}likes", queryset=Like.objects.select_related("user").only(*LIKE_FIELDS).order_by("created", "id")
+            f"{prefix}likes",
+            queryset=Like.objects.select_related("user")
+            .only(*LIKE_FIELDS)
+            .annotate(total=total)
+            .order_by("-created", "-id")[:LIKES_INLINE],
+            to_attr="latest_likes",  # a sliced prefetch must go to a list: Django can't filter it further
         ),
-        Prefetch(f"{prefix}comments", queryset=comments.order_by("created", "id")),
+        Prefetch(
+            f"{prefix}comments",
+            queryset=comments_with_details(Comment.objects.annotate(total=total)).order_by("-created", "-id")[
+                :COMMENTS_INLINE
+            ],
+            to_attr="latest_comments",
+        ),
     ]
 
 
@@ -100,17 +124,27 @@ def comment_json(comment: Comment, request: Request) -> dict[str, Any]:
     }
 
 
+def like_json(like: Like) -> dict[str, Any]:
+    return {"user": like.user.username, "created": iso(like.created)}
+
+
 def log_json(log: Log, request: Request) -> dict[str, Any]:
+    """The seed's log, with its latest COMMENTS_INLINE comments and LIKES_INLINE likes (from log_prefetches)
+    and how many there are in all."""
+    comments = log.latest_comments[::-1]
+    likes = log.latest_likes[::-1]
     return {
         "id": log.pk,
         "created": iso(log.created),
         "user": user_json(log.user, request),
         "source": log.source or None,
         "content": log.content,
-        "comments": [comment_json(comment, request) for comment in log.comments.all()],
+        "comments": [comment_json(comment, request) for comment in comments],
+        "comments_count": comments[0].total if comments else 0,
         "tags": [tag.name for tag in log.tags.all()],
         "mentions": [user.username for user in log.mentions.all()],
-        "likes": [{"user": like.user.username, "created": iso(like.created)} for like in log.likes.all()],
+        "likes": [like_json(like) for like in likes],
+        "likes_count": likes[0].total if likes else 0,
     }
 
 
@@ -180,6 +214,7 @@ class ProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "bio", "url", "location", "timezone", "avatar"]
+        extra_kwargs = {"bio": {"max_length": BIO_MAX_LENGTH}}
 
     def validate_timezone(self, value: str) -> str:
         try:
@@ -225,10 +260,16 @@ class LogSerializer(serializers.Serializer):
     user = UserSerializer()
     source = serializers.CharField(allow_null=True, help_text="The OAuth app that posted it, or null.")
     content = serializers.CharField(help_text="Sanitised HTML rendered from the Markdown.")
-    comments = CommentSerializer(many=True)
+    comments = CommentSerializer(
+        many=True, help_text=f"The latest {COMMENTS_INLINE}, oldest first; all at /api/1/logs/<id>/comments/."
+    )
+    comments_count = serializers.IntegerField(help_text="How many comments it has in all.")
     tags = serializers.ListField(child=serializers.CharField())
     mentions = serializers.ListField(child=serializers.CharField())
-    likes = LikeSerializer(many=True)
+    likes = LikeSerializer(
+        many=True, help_text=f"The latest {LIKES_INLINE}, oldest first; all at /api/1/logs/<id>/likes/."
+    )
+    likes_count = serializers.IntegerField(help_text="How many likes it has in all.")
 
 
 class ActivitySerializer(serializers.Serializer):

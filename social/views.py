@@ -26,10 +26,13 @@ from logsvc.pagination import LimitOffsetPagination
 from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
 from social import services
-from social.models import Activity, Comment, Counter, Follow, Log, LogTag, Tag
+from social.models import Activity, Comment, Counter, Follow, Like, Log, LogTag, Tag
 from social.serializers import (
+    LIKE_FIELDS,
     ActivitySerializer,
+    CommentSerializer,
     ContentSerializer,
+    LikeSerializer,
     LogSerializer,
     PreviewSerializer,
     ProfileSerializer,
@@ -37,6 +40,9 @@ from social.serializers import (
     UserSerializer,
     activity_json,
     activity_with_details,
+    comment_json,
+    comments_with_details,
+    like_json,
     log_json,
     logs_with_details,
     tag_json,
@@ -241,6 +247,38 @@ class LogDetailView(LittlelogsView):
     def get(self, request: Request, log_id: int) -> Response:
         log = get_object_or_404(logs_with_details(Log.objects.all()), pk=log_id)
         return Response(log_json(log, request))
+
+
+@extend_schema_view(get=list_schema(CommentSerializer, 404, public=True))
+class CommentListView(LittlelogsView, generics.ListAPIView):
+    """All of a log's comments, oldest first (a log carries only its latest few inline)."""
+
+    public = True
+    serializer_class = CommentSerializer
+
+    def get_queryset(self) -> QuerySet[Comment]:
+        log = get_log(self.kwargs["log_id"])
+        return Comment.objects.filter(log=log).order_by("created", "id")
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(comments_with_details(self.get_queryset()))
+        return self.get_paginated_response([comment_json(comment, request) for comment in page])
+
+
+@extend_schema_view(get=list_schema(LikeSerializer, 404, public=True))
+class LikeListView(LittlelogsView, generics.ListAPIView):
+    """All of a log's likes, oldest first (a log carries only its latest few inline)."""
+
+    public = True
+    serializer_class = LikeSerializer
+
+    def get_queryset(self) -> QuerySet[Like]:
+        log = get_log(self.kwargs["log_id"])
+        return Like.objects.filter(log=log).select_related("user").only(*LIKE_FIELDS).order_by("created", "id")
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([like_json(like) for like in page])
 
 
 class LogCreateView(LittlelogsView, generics.GenericAPIView):
