@@ -7,11 +7,14 @@ Serializer classes below describe the same shapes for OpenAPI; test_shapes.py ke
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Count, F, Prefetch, QuerySet, Window
+from django.db import connection
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.templatetags.static import static
 from rest_framework import serializers
@@ -56,30 +59,44 @@ def comments_with_details(comments: QuerySet[Comment]) -> QuerySet[Comment]:
 
 
 def log_prefetches(prefix: str = "") -> list[Prefetch]:
-    """A log's tags and mentions, and its latest comments and likes as lists `latest_comments` and
-    `latest_likes` (newest first, each with its log's total as `total`): sliced prefetches, one query each
-    for the whole page (ROW_NUMBER per log)."""
-    total = Window(Count("id"), partition_by=F("log_id"))
-    return [
-        tags_prefetch(prefix),
-        mentions_prefetch(prefix),
+    """A log's tags and mentions. Its latest comments and likes come from with_inline(), once the page is known."""
+    return [tags_prefetch(prefix), mentions_prefetch(prefix)]
+
+
+def _latest(model: type[Comment | Like], limit: int, log_ids: list[int]) -> RawSQL:
+    """The ids of each log's latest `limit` rows of model: an index range per log (LATERAL), however many it has."""
+    table = model._meta.db_table
+    return RawSQL(
+        f"SELECT x.id FROM unnest(%s::bigint[]) AS l(id) CROSS JOIN LATERAL "
+        f"(SELECT id FROM {table} WHERE log_id = l.id ORDER BY created DESC, id DESC LIMIT {int(limit)}) AS x",
+        (log_ids,),
+    )
+
+
+def with_inline(logs: Iterable[Log]) -> None:
+    """Gives each log `latest_comments` and `latest_likes` (newest first) and `comments_total` and
+    `likes_total`: 5 queries for any page, each reading only index ranges of the page's logs."""
+    logs = [log for log in logs if not hasattr(log, "latest_comments")]
+    ids = sorted({log.pk for log in logs})
+    if not ids:
+        return
+    comments = Comment.objects.filter(pk__in=_latest(Comment, COMMENTS_INLINE, ids)).order_by("-created", "-id")
+    likes = Like.objects.filter(pk__in=_latest(Like, LIKES_INLINE, ids)).select_related("user").only(*LIKE_FIELDS)
+    prefetch_related_objects(
+        logs,
+        Prefetch("comments", queryset=comments_with_details(comments), to_attr="latest_comments"),
         # a like shows its user's name only: loading whole users was most of a busy page's cost
-        Prefetch(
-            f"{prefix}likes",
-            queryset=Like.objects.select_related("user")
-            .only(*LIKE_FIELDS)
-            .annotate(total=total)
-            .order_by("-created", "-id")[:LIKES_INLINE],
-            to_attr="latest_likes",  # a sliced prefetch must go to a list: Django can't filter it further
-        ),
-        Prefetch(
-            f"{prefix}comments",
-            queryset=comments_with_details(Comment.objects.annotate(total=total)).order_by("-created", "-id")[
-                :COMMENTS_INLINE
-            ],
-            to_attr="latest_comments",
-        ),
-    ]
+        Prefetch("likes", queryset=likes.order_by("-created", "-id"), to_attr="latest_likes"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT l.id, (SELECT count(*) FROM {Comment._meta.db_table} WHERE log_id = l.id), "
+            f"(SELECT count(*) FROM {Like._meta.db_table} WHERE log_id = l.id) FROM unnest(%s::bigint[]) AS l(id)",
+            [ids],
+        )
+        totals = {log_id: (n_comments, n_likes) for log_id, n_comments, n_likes in cursor.fetchall()}
+    for log in logs:
+        log.comments_total, log.likes_total = totals.get(log.pk, (0, 0))
 
 
 def logs_with_details(logs: QuerySet[Log]) -> QuerySet[Log]:
@@ -129,8 +146,9 @@ def like_json(like: Like) -> dict[str, Any]:
 
 
 def log_json(log: Log, request: Request) -> dict[str, Any]:
-    """The seed's log, with its latest COMMENTS_INLINE comments and LIKES_INLINE likes (from log_prefetches)
-    and how many there are in all."""
+    """The seed's log, with its latest COMMENTS_INLINE comments and LIKES_INLINE likes (from with_inline(), which
+    a page calls once for all its logs) and how many there are in all."""
+    with_inline([log])  # a no-op when the page's logs have them already
     comments = log.latest_comments[::-1]
     likes = log.latest_likes[::-1]
     return {
@@ -140,11 +158,11 @@ def log_json(log: Log, request: Request) -> dict[str, Any]:
         "source": log.source or None,
         "content": log.content,
         "comments": [comment_json(comment, request) for comment in comments],
-        "comments_count": comments[0].total if comments else 0,
+        "comments_count": log.comments_total,
         "tags": [tag.name for tag in log.tags.all()],
         "mentions": [user.username for user in log.mentions.all()],
         "likes": [like_json(like) for like in likes],
-        "likes_count": likes[0].total if likes else 0,
+        "likes_count": log.likes_total,
     }
 
 

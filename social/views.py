@@ -47,6 +47,7 @@ from social.serializers import (
     logs_with_details,
     tag_json,
     user_json,
+    with_inline,
 )
 from social.timelines import HomeTimeline
 
@@ -152,6 +153,7 @@ def get_log(log_id: int) -> Log:
 def log_response(request: Request, log: Log, code: int = status.HTTP_200_OK) -> Response:
     """The log as a client sees it now, its comments and likes included."""
     fresh = logs_with_details(Log.objects.filter(pk=log.pk)).get()
+    with_inline([fresh])
     return Response(log_json(fresh, request), status=code)
 
 
@@ -173,6 +175,7 @@ class LogListView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(logs_with_details(self.get_queryset()))
+        with_inline(page)
         return self.get_paginated_response([log_json(log, request) for log in page])
 
 
@@ -190,6 +193,7 @@ class HomeTimelineView(LogListView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())  # already with details, see social.timelines
+        with_inline(page)
         return self.get_paginated_response([log_json(log, request) for log in page])
 
 
@@ -233,6 +237,7 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(activity_with_details(self.get_queryset()))
+        with_inline(item.log for item in page if item.log)
         return self.get_paginated_response([activity_json(item, request) for item in page])
 
 
@@ -246,6 +251,7 @@ class LogDetailView(LittlelogsView):
     @extend_schema(tags=["littlelogs"], auth=[], responses={200: LogSerializer, **errors(404)})
     def get(self, request: Request, log_id: int) -> Response:
         log = get_object_or_404(logs_with_details(Log.objects.all()), pk=log_id)
+        with_inline([log])
         return Response(log_json(log, request))
 
 
