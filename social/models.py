@@ -82,6 +82,8 @@ class Like(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["log", "user"], name="like_once")]
+        # a log's latest likes (it carries them inline) without reading all of them
+        indexes = [models.Index(fields=["log", "created"], name="like_log_created")]
 
     def __str__(self) -> str:
         return f"{self.user_id} likes {self.log_id}"

@@ -7,21 +7,30 @@ Serializer classes below describe the same shapes for OpenAPI; test_shapes.py ke
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Prefetch, QuerySet
+from django.db import connection
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.templatetags.static import static
 from rest_framework import serializers
 from rest_framework.request import Request
 
 from logsvc.models import User
+from social.markdown import RENDERED_MAX_LENGTH, Rendered, RenderedTooLarge, render
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
 CONTENT_MAX_LENGTH = 10_000
-BIO_MAX_LENGTH = 1_000  # the rest of a profile has its model's caps: names 150, location 100, url 200
+# What one log carries inline, wherever it appears (a list, its own page, an activity item): its latest
+# comments and likes, oldest first as the seed shows them, with `comments_count` and `likes_count`; the
+# rest are paged at /api/1/logs/<id>/comments/ and /likes/. So a log's size no longer grows with them.
+COMMENTS_INLINE = 3
+LIKES_INLINE = 20
+BIO_MAX_LENGTH = 1_000  # a profile rides along in every log, comment and activity item; names 150, location 100
 DEFAULT_AVATAR = "social/avatar.svg"
 
 
@@ -45,17 +54,49 @@ def mentions_prefetch(prefix: str = "") -> Prefetch:
 LIKE_FIELDS = ("id", "log_id", "created", "user_id", "user__id", "user__username")
 
 
+def comments_with_details(comments: QuerySet[Comment]) -> QuerySet[Comment]:
+    return comments.select_related("user").prefetch_related(tags_prefetch(), mentions_prefetch())
+
+
 def log_prefetches(prefix: str = "") -> list[Prefetch]:
-    comments = Comment.objects.select_related("user").prefetch_related(tags_prefetch(), mentions_prefetch())
-    return [
-        tags_prefetch(prefix),
-        mentions_prefetch(prefix),
+    """A log's tags and mentions. Its latest comments and likes come from with_inline(), once the page is known."""
+    return [tags_prefetch(prefix), mentions_prefetch(prefix)]
+
+
+def _latest(model: type[Comment | Like], limit: int, log_ids: list[int]) -> RawSQL:
+    """The ids of each log's latest `limit` rows of model: an index range per log (LATERAL), however many it has."""
+    table = model._meta.db_table
+    return RawSQL(
+        f"SELECT x.id FROM unnest(%s::bigint[]) AS l(id) CROSS JOIN LATERAL "
+        f"(SELECT id FROM {table} WHERE log_id = l.id ORDER BY created DESC, id DESC LIMIT {int(limit)}) AS x",
+        (log_ids,),
+    )
+
+
+def with_inline(logs: Iterable[Log]) -> None:
+    """Gives each log `latest_comments` and `latest_likes` (newest first) and `comments_total` and
+    `likes_total`: 5 queries for any page, each reading only index ranges of the page's logs."""
+    logs = [log for log in logs if not hasattr(log, "latest_comments")]
+    ids = sorted({log.pk for log in logs})
+    if not ids:
+        return
+    comments = Comment.objects.filter(pk__in=_latest(Comment, COMMENTS_INLINE, ids)).order_by("-created", "-id")
+    likes = Like.objects.filter(pk__in=_latest(Like, LIKES_INLINE, ids)).select_related("user").only(*LIKE_FIELDS)
+    prefetch_related_objects(
+        logs,
+        Prefetch("comments", queryset=comments_with_details(comments), to_attr="latest_comments"),
         # a like shows its user's name only: loading whole users was most of a busy page's cost
-        Prefetch(
-            f"{prefix}likes", queryset=Like.objects.select_related("user").only(*LIKE_FIELDS).order_by("created", "id")
-        ),
-        Prefetch(f"{prefix}comments", queryset=comments.order_by("created", "id")),
-    ]
+        Prefetch("likes", queryset=likes.order_by("-created", "-id"), to_attr="latest_likes"),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT l.id, (SELECT count(*) FROM {Comment._meta.db_table} WHERE log_id = l.id), "
+            f"(SELECT count(*) FROM {Like._meta.db_table} WHERE log_id = l.id) FROM unnest(%s::bigint[]) AS l(id)",
+            [ids],
+        )
+        totals = {log_id: (n_comments, n_likes) for log_id, n_comments, n_likes in cursor.fetchall()}
+    for log in logs:
+        log.comments_total, log.likes_total = totals.get(log.pk, (0, 0))
 
 
 def logs_with_details(logs: QuerySet[Log]) -> QuerySet[Log]:
@@ -100,17 +141,28 @@ def comment_json(comment: Comment, request: Request) -> dict[str, Any]:
     }
 
 
+def like_json(like: Like) -> dict[str, Any]:
+    return {"user": like.user.username, "created": iso(like.created)}
+
+
 def log_json(log: Log, request: Request) -> dict[str, Any]:
+    """The seed's log, with its latest COMMENTS_INLINE comments and LIKES_INLINE likes (from with_inline(), which
+    a page calls once for all its logs) and how many there are in all."""
+    with_inline([log])  # a no-op when the page's logs have them already
+    comments = log.latest_comments[::-1]
+    likes = log.latest_likes[::-1]
     return {
         "id": log.pk,
         "created": iso(log.created),
         "user": user_json(log.user, request),
         "source": log.source or None,
         "content": log.content,
-        "comments": [comment_json(comment, request) for comment in log.comments.all()],
+        "comments": [comment_json(comment, request) for comment in comments],
+        "comments_count": log.comments_total,
         "tags": [tag.name for tag in log.tags.all()],
         "mentions": [user.username for user in log.mentions.all()],
-        "likes": [{"user": like.user.username, "created": iso(like.created)} for like in log.likes.all()],
+        "likes": [like_json(like) for like in likes],
+        "likes_count": log.likes_total,
     }
 
 
@@ -153,7 +205,25 @@ def followee_json(follow: Follow, request: Request) -> dict[str, Any]:
 
 
 class ContentSerializer(serializers.Serializer):
-    content = serializers.CharField(max_length=CONTENT_MAX_LENGTH, help_text="Markdown; #tags and @mentions link.")
+    """A log's or comment's Markdown; valid only if it renders within RENDERED_MAX_LENGTH (then `rendered`
+    holds the result, so the view does not render it twice)."""
+
+    content = serializers.CharField(
+        max_length=CONTENT_MAX_LENGTH,
+        help_text=(
+            f"Markdown; #tags and @mentions link. At most {CONTENT_MAX_LENGTH:,} characters, rendering to at most "
+            f"{RENDERED_MAX_LENGTH:,} characters of HTML."
+        ),
+    )
+
+    rendered: Rendered
+
+    def validate_content(self, value: str) -> str:
+        try:
+            self.rendered = render(value)
+        except RenderedTooLarge as error:
+            raise serializers.ValidationError(str(error)) from None
+        return value
 
 
 class ProfileSerializer(serializers.ModelSerializer):
@@ -208,10 +278,16 @@ class LogSerializer(serializers.Serializer):
     user = UserSerializer()
     source = serializers.CharField(allow_null=True, help_text="The OAuth app that posted it, or null.")
     content = serializers.CharField(help_text="Sanitised HTML rendered from the Markdown.")
-    comments = CommentSerializer(many=True)
+    comments = CommentSerializer(
+        many=True, help_text=f"The latest {COMMENTS_INLINE}, oldest first; all at /api/1/logs/<id>/comments/."
+    )
+    comments_count = serializers.IntegerField(help_text="How many comments it has in all.")
     tags = serializers.ListField(child=serializers.CharField())
     mentions = serializers.ListField(child=serializers.CharField())
-    likes = LikeSerializer(many=True)
+    likes = LikeSerializer(
+        many=True, help_text=f"The latest {LIKES_INLINE}, oldest first; all at /api/1/logs/<id>/likes/."
+    )
+    likes_count = serializers.IntegerField(help_text="How many likes it has in all.")
 
 
 class ActivitySerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from logsvc.models import User
-from social.markdown import render
+from social.markdown import Rendered, render
 from social.models import Activity, Comment, Counter, Follow, Like, Log, LogTag, Tag
 
 Kind = Counter.Kind
@@ -61,8 +61,9 @@ def _activity_removed(activity: Iterable[tuple[int, int]]) -> Changes:
 
 
 @transaction.atomic
-def create_log(*, user: User, markdown: str, source: str = "") -> Log:
-    rendered = render(markdown)
+def create_log(*, user: User, markdown: str, source: str = "", rendered: Rendered | None = None) -> Log:
+    """rendered: render(markdown), when the caller has it already (ContentSerializer renders to validate)."""
+    rendered = rendered or render(markdown)
     log = Log.objects.create(user=user, markdown=markdown, content=rendered.html, source=source)
     tags, new_tags = ensure_tags(rendered.tags)
     LogTag.objects.bulk_create([LogTag(log=log, tag=tag, user=user, created=log.created) for tag in tags])
@@ -92,10 +93,10 @@ def delete_log(*, log: Log) -> None:
 
 
 @transaction.atomic
-def add_comment(*, log: Log, user: User, markdown: str, source: str = "") -> Comment:
+def add_comment(*, log: Log, user: User, markdown: str, source: str = "", rendered: Rendered | None = None) -> Comment:
     """Notifies the log's author (comment), whoever it mentions (mention) and earlier commenters
     (comment_after): one notification per person, in that order of precedence."""
-    rendered = render(markdown)
+    rendered = rendered or render(markdown)
     comment = Comment.objects.create(log=log, user=user, markdown=markdown, content=rendered.html, source=source)
     tags, new_tags = ensure_tags(rendered.tags)
     comment.tags.set(tags)

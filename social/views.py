@@ -26,11 +26,13 @@ from logsvc.pagination import LimitOffsetPagination
 from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
 from social import services
-from social.markdown import render
-from social.models import Activity, Comment, Counter, Follow, Log, LogTag, Tag
+from social.models import Activity, Comment, Counter, Follow, Like, Log, LogTag, Tag
 from social.serializers import (
+    LIKE_FIELDS,
     ActivitySerializer,
+    CommentSerializer,
     ContentSerializer,
+    LikeSerializer,
     LogSerializer,
     PreviewSerializer,
     ProfileSerializer,
@@ -38,10 +40,14 @@ from social.serializers import (
     UserSerializer,
     activity_json,
     activity_with_details,
+    comment_json,
+    comments_with_details,
+    like_json,
     log_json,
     logs_with_details,
     tag_json,
     user_json,
+    with_inline,
 )
 from social.timelines import HomeTimeline
 
@@ -147,6 +153,7 @@ def get_log(log_id: int) -> Log:
 def log_response(request: Request, log: Log, code: int = status.HTTP_200_OK) -> Response:
     """The log as a client sees it now, its comments and likes included."""
     fresh = logs_with_details(Log.objects.filter(pk=log.pk)).get()
+    with_inline([fresh])
     return Response(log_json(fresh, request), status=code)
 
 
@@ -168,6 +175,7 @@ class LogListView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(logs_with_details(self.get_queryset()))
+        with_inline(page)
         return self.get_paginated_response([log_json(log, request) for log in page])
 
 
@@ -185,6 +193,7 @@ class HomeTimelineView(LogListView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())  # already with details, see social.timelines
+        with_inline(page)
         return self.get_paginated_response([log_json(log, request) for log in page])
 
 
@@ -228,6 +237,7 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(activity_with_details(self.get_queryset()))
+        with_inline(item.log for item in page if item.log)
         return self.get_paginated_response([activity_json(item, request) for item in page])
 
 
@@ -241,7 +251,40 @@ class LogDetailView(LittlelogsView):
     @extend_schema(tags=["littlelogs"], auth=[], responses={200: LogSerializer, **errors(404)})
     def get(self, request: Request, log_id: int) -> Response:
         log = get_object_or_404(logs_with_details(Log.objects.all()), pk=log_id)
+        with_inline([log])
         return Response(log_json(log, request))
+
+
+@extend_schema_view(get=list_schema(CommentSerializer, 404, public=True))
+class CommentListView(LittlelogsView, generics.ListAPIView):
+    """All of a log's comments, oldest first (a log carries only its latest few inline)."""
+
+    public = True
+    serializer_class = CommentSerializer
+
+    def get_queryset(self) -> QuerySet[Comment]:
+        log = get_log(self.kwargs["log_id"])
+        return Comment.objects.filter(log=log).order_by("created", "id")
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(comments_with_details(self.get_queryset()))
+        return self.get_paginated_response([comment_json(comment, request) for comment in page])
+
+
+@extend_schema_view(get=list_schema(LikeSerializer, 404, public=True))
+class LikeListView(LittlelogsView, generics.ListAPIView):
+    """All of a log's likes, oldest first (a log carries only its latest few inline)."""
+
+    public = True
+    serializer_class = LikeSerializer
+
+    def get_queryset(self) -> QuerySet[Like]:
+        log = get_log(self.kwargs["log_id"])
+        return Like.objects.filter(log=log).select_related("user").only(*LIKE_FIELDS).order_by("created", "id")
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([like_json(like) for like in page])
 
 
 class LogCreateView(LittlelogsView, generics.GenericAPIView):
@@ -254,7 +297,10 @@ class LogCreateView(LittlelogsView, generics.GenericAPIView):
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         log = services.create_log(
-            user=request.user, markdown=serializer.validated_data["content"], source=source_of(request)
+            user=request.user,
+            markdown=serializer.validated_data["content"],
+            source=source_of(request),
+            rendered=serializer.rendered,
         )
         return log_response(request, log, status.HTTP_201_CREATED)
 
@@ -268,7 +314,7 @@ class LogPreviewView(LittlelogsView, generics.GenericAPIView):
     def post(self, request: Request) -> Response:
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        rendered = render(serializer.validated_data["content"])
+        rendered = serializer.rendered
         return Response({"content": rendered.html, "tags": rendered.tags, "mentions": rendered.mentions})
 
 
@@ -295,7 +341,11 @@ class CommentCreateView(LittlelogsView, generics.GenericAPIView):
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.add_comment(
-            log=log, user=request.user, markdown=serializer.validated_data["content"], source=source_of(request)
+            log=log,
+            user=request.user,
+            markdown=serializer.validated_data["content"],
+            source=source_of(request),
+            rendered=serializer.rendered,
         )
         return log_response(request, log, status.HTTP_201_CREATED)
 

@@ -34,6 +34,8 @@ ENDPOINTS = {
     "/api/1/logs/{log_id}/": {"get": {"404"}},
     "/api/1/logs/{log_id}/delete/": {"delete": {"401", "403", "404"}},
     "/api/1/logs/{log_id}/comment/": {"post": {"400", "401", "403", "404"}},
+    "/api/1/logs/{log_id}/comments/": {"get": {"404"}},  # beyond the seed: a log carries its latest few inline
+    "/api/1/logs/{log_id}/likes/": {"get": {"404"}},
     "/api/1/logs/{log_id}/like/": {"post": {"401", "403", "404"}},
     "/api/1/logs/{log_id}/unlike/": {"delete": {"401", "403", "404"}},
     "/api/1/comment/{comment_id}/delete/": {"delete": {"401", "403", "404"}},

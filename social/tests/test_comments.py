@@ -6,6 +6,7 @@ import pytest
 
 from social import services
 from social.models import Activity, Comment, Counter
+from social.serializers import COMMENTS_INLINE
 from social.tests.conftest import post
 
 
@@ -114,3 +115,43 @@ def test_a_comment_and_its_notifications_commit_together(alice, charlie, monkeyp
         services.add_comment(log=log, user=charlie, markdown="nice")
     assert not Comment.objects.exists()
     assert not Activity.objects.exists()
+
+
+# --- A log carries its latest comments; the rest are paged ------------------------------------------
+
+
+def test_a_log_carries_its_latest_comments_oldest_first_and_how_many_there_are(anon_client, alice, charlie):
+    log = post(alice)
+    comments = [services.add_comment(log=log, user=charlie, markdown=f"number {n}") for n in range(5)]
+
+    body = anon_client.get(f"/api/1/logs/{log.pk}/").json()
+
+    assert [c["id"] for c in body["comments"]] == [c.pk for c in comments[-COMMENTS_INLINE:]]
+    assert body["comments_count"] == 5
+
+
+def test_it_pages_all_of_a_logs_comments_oldest_first(anon_client, alice, charlie):
+    log = post(alice)
+    comments = [services.add_comment(log=log, user=charlie, markdown=f"#n{n} @alice") for n in range(5)]
+
+    r = anon_client.get(f"/api/1/logs/{log.pk}/comments/?limit=2&offset=2")
+
+    assert r.status_code == 200
+    body = r.json()
+    assert body["count"] == 5
+    assert [c["id"] for c in body["results"]] == [comments[2].pk, comments[3].pk]
+    assert body["results"][0]["tags"] == ["n2"] and body["results"][0]["mentions"] == ["alice"]
+    assert body["results"][0]["user"]["username"] == "charlie"
+    assert body["next"].endswith("limit=2&offset=4") and body["previous"]
+
+
+def test_it_pages_comments_in_a_fixed_number_of_queries(anon_client, alice, charlie, django_assert_num_queries):
+    log = post(alice)
+    for n in range(30):
+        services.add_comment(log=log, user=charlie, markdown=f"#n{n} @alice")
+    with django_assert_num_queries(6):  # log, count, page ids, page with users, their tags, their mentions
+        assert len(anon_client.get(f"/api/1/logs/{log.pk}/comments/?limit=30").json()["results"]) == 30
+
+
+def test_it_404s_for_the_comments_of_an_unknown_log(anon_client, db):
+    assert anon_client.get("/api/1/logs/999/comments/").json() == {"detail": "Not found."}

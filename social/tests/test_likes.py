@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from logsvc.models import User
+from social import services
 from social.models import Activity, Counter, Like
+from social.serializers import LIKES_INLINE
 from social.tests.conftest import post
 
 
@@ -60,3 +63,20 @@ def test_it_needs_a_user(anon_client, alice):
     assert anon_client.post(f"/api/1/logs/{log.pk}/like/").status_code == 401
     assert anon_client.delete(f"/api/1/logs/{log.pk}/unlike/").status_code == 401
     assert not Like.objects.exists()
+
+
+def test_a_log_carries_its_latest_likes_and_pages_the_rest(anon_client, alice):
+    log = post(alice)
+    likers = [User.objects.create_user(f"liker{n:02}") for n in range(LIKES_INLINE + 5)]
+    for user in likers:
+        services.like_log(log=log, user=user)
+
+    body = anon_client.get(f"/api/1/logs/{log.pk}/").json()
+    assert [like["user"] for like in body["likes"]] == [u.username for u in likers[-LIKES_INLINE:]]
+    assert body["likes_count"] == LIKES_INLINE + 5
+
+    page = anon_client.get(f"/api/1/logs/{log.pk}/likes/?limit=3").json()
+    assert page["count"] == LIKES_INLINE + 5
+    assert [like["user"] for like in page["results"]] == ["liker00", "liker01", "liker02"]
+    assert set(page["results"][0]) == {"user", "created"}
+    assert anon_client.get("/api/1/logs/999/likes/").status_code == 404

@@ -15,7 +15,10 @@ def test_it_shows_a_log_in_the_seeds_shape(anon_client, alice, charlie):
     r = anon_client.get(f"/api/1/logs/{log.pk}/")
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"id", "created", "user", "source", "content", "comments", "tags", "mentions", "likes"}
+    # The seed's fields, plus how many comments and likes there are in all (only the latest few are inline).
+    seed = {"id", "created", "user", "source", "content", "comments", "tags", "mentions", "likes"}
+    assert set(body) == seed | {"comments_count", "likes_count"}
+    assert body["comments_count"] == 1 and body["likes_count"] == 1
     assert body["id"] == log.pk
     assert body["created"] == log.created.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert body["user"] == {
@@ -67,5 +70,5 @@ def test_it_reads_a_log_in_a_fixed_number_of_queries(anon_client, alice, charlie
     log = post(alice, "#a @charlie")
     for _ in range(5):
         services.add_comment(log=log, user=charlie, markdown="#b @alice")
-    with django_assert_num_queries(7):  # log + tags, mentions, likes, comments, their tags and mentions
+    with django_assert_num_queries(8):  # log + tags, mentions, likes, comments, their tags and mentions, totals
         assert anon_client.get(f"/api/1/logs/{log.pk}/").status_code == 200

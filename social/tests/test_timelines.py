@@ -81,7 +81,7 @@ def test_it_runs_a_fixed_number_of_queries_per_activity_page(
         services.add_comment(log=log, user=charlie if n % 2 else bob, markdown="@alice #x")
     services.follow(follower=charlie, followee=alice)
     # session, user, counter, page, 4 log prefetches, 2 for the log's comments, 2 for the comment
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         r = alice_session.get("/api/1/timelines/activity/?limit=100")
     assert len(r.json()["results"]) == r.json()["count"] == count + 1  # the comments and the follow
 
@@ -92,7 +92,7 @@ def test_it_runs_a_fixed_number_of_queries_per_home_page(alice_session, alice, b
     for _ in range(count):
         post(bob, "#x @alice")
     # session, user, count, plan, page ids, logs, tags, mentions, likes, comments (none)
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         r = alice_session.get("/api/1/timelines/home/?limit=100")
     assert r.json()["count"] == count
 
