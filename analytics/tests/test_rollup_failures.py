@@ -68,7 +68,7 @@ def test_a_hit_that_fails_holds_back_no_other_site_and_no_other_hit(sites, clien
     store(alice_site, hit("/c"))
 
     with caplog.at_level(logging.ERROR, logger="analytics.rollups"):
-        assert roll_up() == Hit.objects.count()
+        roll_up()
 
     assert pageviews(charlie_site) == 3
     assert pageviews(alice_site) == 3  # every hit of hers but the one that failed
