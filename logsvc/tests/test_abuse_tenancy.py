@@ -119,6 +119,8 @@ NOT_TENANTED = {
     "api/1/logs/<int:log_id>/": "littlelogs: public",
     "api/1/logs/<int:log_id>/comment/": "anyone signed in may comment on any log",
     "api/1/logs/<int:log_id>/like/": "anyone signed in may like any log",
+    "api/1/logs/<int:log_id>/comments/": "littlelogs: public, as the log they are on",
+    "api/1/logs/<int:log_id>/likes/": "littlelogs: public, as the log they are on",
     "api/1/tags/": "littlelogs: public",
     "api/1/tags/trending/": "littlelogs: public",
     "api/1/tags/user/<str:username>/": "littlelogs: public",
@@ -168,6 +170,8 @@ def test_every_route_with_an_id_of_a_users_object_is_swept_or_tested_elsewhere()
         "api/1/logs/<int:log_id>/",
         "api/1/logs/<int:log_id>/comment/",
         "api/1/logs/<int:log_id>/like/",
+        "api/1/logs/<int:log_id>/comments/",
+        "api/1/logs/<int:log_id>/likes/",
     }
 
 
