@@ -26,6 +26,7 @@ from analytics import sites, stats
 from analytics.models import Path, Site, StatDay
 from analytics.views import GoatCounterView
 from logsvc.openapi import error_responses
+from logsvc.pagination import MAX_OFFSET
 
 PATHS_LIMIT = (20, 200)  # default, maximum
 HITS_LIMIT = (20, 100)
@@ -66,7 +67,8 @@ class Params:
         value = self.query.get(name)
         return None if value is None or value == "" else value
 
-    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
+    def integer(self, name: str, default: int, low: int, high: int = MAX_OFFSET) -> int:
+        """A whole number from low to high; by default at most what PostgreSQL's bigint (an OFFSET) holds."""
         raw = self.get(name)
         if raw is None:
             return default
@@ -74,9 +76,8 @@ class Params:
             value = int(raw)
         except ValueError:
             value = None
-        if value is None or value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f"{low} or more"
-            self.error(name, f"Must be a whole number {bound}.")
+        if value is None or not low <= value <= high:
+            self.error(name, f"Must be a whole number from {low} to {high}.")
             return default
         return value
 
@@ -114,15 +115,20 @@ class Params:
         if raw is None:
             return None
         raw = re.sub(r" (\d{2}:\d{2})$", r"+\1", raw)  # a "+" in an offset that was not URL-encoded
+        day = None
         try:
             if DATE.match(raw):
-                return date.fromisoformat(raw)
-            if RFC3339.match(raw):
-                return datetime.fromisoformat(raw.upper().replace(" ", "T")).astimezone(zoneinfo.ZoneInfo(tz)).date()
-        except ValueError:
+                day = date.fromisoformat(raw)
+            elif RFC3339.match(raw):
+                day = datetime.fromisoformat(raw.upper().replace(" ", "T")).astimezone(zoneinfo.ZoneInfo(tz)).date()
+        except (ValueError, OverflowError):  # OverflowError: year 1 minus an offset, 9999 plus one
             pass
-        self.error(name, "Must be a date (2006-01-02) or an RFC 3339 time (2006-01-02T15:04:05Z).")
-        return None
+        if day is None:
+            self.error(name, "Must be a date (2006-01-02) or an RFC 3339 time (2006-01-02T15:04:05Z).")
+        elif not stats.FIRST_DAY <= day <= stats.LAST_DAY:
+            self.error(name, f"Must be a day from {stats.FIRST_DAY} to {stats.LAST_DAY}.")
+            day = None
+        return day
 
     def range(self, site: Site) -> stats.Range:
         """start..end (inclusive days of tz); by default the last 7 days up to today."""
@@ -134,7 +140,7 @@ class Params:
         if end is None:
             end = max(today, start) if start is not None else today
         if start is None:
-            start = end - timedelta(days=6)
+            start = max(end - timedelta(days=6), stats.FIRST_DAY)
         if end < start:
             self.error("end", "Must not be before start.")
         elif (end - start).days + 1 > stats.MAX_RANGE_DAYS:

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "logsvc.middleware.NulParameterMiddleware",
     "logsvc.middleware.RequestBodyMiddleware",
     "logsvc.middleware.JsonpMiddleware",
     "logsvc.middleware.MethodOverrideMiddleware",
