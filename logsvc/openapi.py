@@ -99,3 +99,20 @@ def declare_body_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             for status in BODY_ERRORS:
                 responses.setdefault(status, {**responses["401"], "description": _WHY[int(status)]})
     return result
+
+
+NO_NUL = r"^[^\x00]*$"  # logsvc.middleware.NulParameterMiddleware refuses a NUL in any path or query parameter
+
+
+def declare_no_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every text parameter in a path or query string refuses a NUL (400): say so with a pattern, where the
+    parameter has no stricter pattern, format or enum of its own."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                schema = parameter.get("schema", {})
+                if parameter.get("in") not in ("path", "query") or schema.get("type", "string") != "string":
+                    continue
+                if not {"pattern", "format", "enum"} & schema.keys():
+                    schema["pattern"] = NO_NUL
+    return result

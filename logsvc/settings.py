@@ -184,6 +184,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "social.openapi.restore_self_path",
         "logsvc.openapi.declare_body_errors",
+        "logsvc.openapi.declare_no_nul",
     ],
     "TAGS": [
         {"name": "Logster", "description": "Application log messages, posted as JSON or XML (`ApiKey` header)."},
