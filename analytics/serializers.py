@@ -7,6 +7,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from analytics.models import CODE_VALIDATOR, DOMAIN_VALIDATOR, Domain, Export, Site, validate_timezone
+from logsvc.fields import TimeZoneField
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -23,7 +24,7 @@ class DomainField(serializers.CharField):
 
 class SiteSettingsSerializer(serializers.Serializer):
     public = serializers.BooleanField(required=False, help_text="Anyone may read the dashboard.")
-    timezone = serializers.CharField(
+    timezone = TimeZoneField(
         required=False, validators=[validate_timezone], help_text="IANA zone for days and hours in stats."
     )
     ignore_ips = serializers.ListField(child=serializers.IPAddressField(), required=False, max_length=100)

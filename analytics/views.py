@@ -30,8 +30,10 @@ from analytics.tasks import reap_stale_exports, run_export
 from analytics.validation import HitError, Ignored, clean_api_hit, clean_pixel_hit
 from logsvc import ratelimit
 from logsvc.auth import ApiKeyAuthentication
+from logsvc.fields import IPAddressDocField
 from logsvc.idempotency import idempotent
 from logsvc.openapi import error_responses
+from logsvc.pagination import MAX_OFFSET
 
 MAX_HITS = 500
 
@@ -127,7 +129,7 @@ HIT_SCHEMA_FIELDS = {
     "user_agent": serializers.CharField(required=False),
     "location": serializers.CharField(required=False, help_text="ISO 3166 country (US) or region (US-TX)."),
     "language": serializers.CharField(required=False),
-    "ip": serializers.CharField(required=False, help_text="For the visitor hash; never stored."),
+    "ip": IPAddressDocField(required=False, help_text="For the visitor hash; never stored."),
     "created_at": serializers.DateTimeField(required=False),
     "session": serializers.CharField(required=False, help_text="Your own visitor id, instead of IP and UA."),
 }
@@ -249,7 +251,11 @@ class ExportCreateView(GoatCounterView):
             "ExportRequest",
             {
                 "start_from_hit_id": serializers.IntegerField(
-                    required=False, help_text="Only hits after this one: a previous export's last_hit_id."
+                    required=False,
+                    allow_null=True,
+                    min_value=0,
+                    max_value=MAX_OFFSET,
+                    help_text="Only hits after this one: a previous export's last_hit_id (null: from the first).",
                 ),
                 "format": serializers.ChoiceField(["csv"], required=False),
             },
@@ -265,8 +271,12 @@ class ExportCreateView(GoatCounterView):
         if data.get("format", "csv") != "csv":
             raise exceptions.ValidationError({"format": ['Only "csv" is supported.']})
         start = data.get("start_from_hit_id")
-        if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
-            raise exceptions.ValidationError({"start_from_hit_id": ["Must be a hit id: a whole number, 0 or more."]})
+        if start is not None and (
+            isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= MAX_OFFSET
+        ):
+            raise exceptions.ValidationError(
+                {"start_from_hit_id": [f"Must be a hit id: a whole number from 0 to {MAX_OFFSET}."]}
+            )
         self.site = sites.site_for_request(request)
         self.check_export_throttle(request)
         with transaction.atomic():

@@ -29,12 +29,23 @@ class LogMessageListSerializer(serializers.Serializer):
     Next = serializers.URLField(allow_null=True, help_text="The next (older) page, or null.")
 
 
+# What events.validation.parse_timestamp reads, as a pattern the document can carry (the 29th to 31st of a month
+# are read too; a pattern can't tell which exist).
+TIMESTAMP_PATTERN = (
+    r"^([1-8]\d{3}|9[0-8]\d\d|99[0-8]\d)-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
+)
+
+
 class EventInputSerializer(serializers.Serializer):
     id = serializers.JSONField(required=False, help_text="The client's own id (integer or string); not unique.")
     name = serializers.CharField(max_length=200)
     trace_id = serializers.CharField(required=False, max_length=64)
-    date = serializers.CharField(
-        required=False, help_text="ISO 8601, or 2021-07-04 13:34:56 (UTC). Defaults to the time received."
+    date = serializers.RegexField(
+        TIMESTAMP_PATTERN,
+        required=False,
+        allow_null=True,
+        help_text="ISO 8601, or 2021-07-04 13:34:56 (UTC); years 1000 to 9998. Null or absent: the time received.",
     )
     data = serializers.JSONField(required=False, help_text="Any JSON.")
 

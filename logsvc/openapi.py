@@ -116,3 +116,31 @@ def declare_no_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                 if not {"pattern", "format", "enum"} & schema.keys():
                     schema["pattern"] = NO_NUL
     return result
+
+
+STRICT_BODIES = ("ExportRequest",)  # views that refuse a key they don't know ("unknown parameter")
+
+
+def declare_parameter_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """An operation with a path or query parameter can answer 400 for a bad value of it (a NUL in any of
+    them, a number out of bounds): declare it where the view didn't, in the envelope its 401 has. And a body
+    that refuses unknown keys says so."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or not operation.get("parameters"):
+                continue
+            responses = operation.get("responses", {})
+            if "400" in responses:
+                continue
+            template = responses.get("401") or responses.get("404")
+            if template is not None:
+                responses["400"] = {**template, "description": _WHY[400]}
+            else:
+                responses["400"] = {
+                    "description": _WHY[400],
+                    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": {}}}},
+                }
+    for name in STRICT_BODIES:
+        if schema := result.get("components", {}).get("schemas", {}).get(name):
+            schema["additionalProperties"] = False
+    return result

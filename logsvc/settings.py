@@ -185,6 +185,7 @@ SPECTACULAR_SETTINGS = {
         "social.openapi.restore_self_path",
         "logsvc.openapi.declare_body_errors",
         "logsvc.openapi.declare_no_nul",
+        "logsvc.openapi.declare_parameter_errors",
     ],
     "TAGS": [
         {"name": "Logster", "description": "Application log messages, posted as JSON or XML (`ApiKey` header)."},

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.db import models
 from django.db.models import Prefetch, QuerySet
 from django.db.models.functions import Lower
 from django.templatetags.static import static
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from logsvc.fields import StrictCharField, TimeZoneField
 from logsvc.models import User
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
@@ -152,7 +154,7 @@ def followee_json(follow: Follow, request: Request) -> dict[str, Any]:
 
 
 class ContentSerializer(serializers.Serializer):
-    content = serializers.CharField(max_length=CONTENT_MAX_LENGTH, help_text="Markdown; #tags and @mentions link.")
+    content = StrictCharField(max_length=CONTENT_MAX_LENGTH, help_text="Markdown; #tags and @mentions link.")
 
 
 class ProfileSerializer(serializers.ModelSerializer):
@@ -161,6 +163,13 @@ class ProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "bio", "url", "location", "timezone", "avatar"]
+
+    serializer_field_mapping = {  # a JSON string only, not a number taken as one
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
+    timezone = TimeZoneField(required=False)
 
     def validate_timezone(self, value: str) -> str:
         try:

@@ -46,6 +46,7 @@ from social.tests.conftest import access_token
 ST = Path(sys.executable).with_name("st")
 HOOKS = Path(__file__).with_name("contract_hooks.py")
 MAX_EXAMPLES = 20
+REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "411", "413", "415", "422", "428", "429"]
 UNLIMITED = "1000000/60"  # counted (the X-Rate-Limit-* headers are sent) but never reached
 CHECKS = (
     "not_a_server_error",
@@ -53,8 +54,14 @@ CHECKS = (
     "content_type_conformance",
     "response_headers_conformance",
     "response_schema_conformance",
+    "negative_data_rejection",  # what the document forbids is refused (4xx)
+    "positive_data_acceptance",  # what the document allows is taken (2xx, or a declared 404/409/410)
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
     "ignored_auth",
     "use_after_free",
+    "ensure_resource_availability",
     "object_level_authorization",
 )
 
@@ -165,11 +172,11 @@ def config(cast: dict[str, dict[str, Any]]) -> str:
         f"max-examples = {MAX_EXAMPLES}",
         "deterministic = true",  # the same requests on every run (it makes the seed irrelevant)
         'database = "none"',
-        "[phases.coverage]",
-        "unexpected-methods = []",  # probes for 405s, which no check here looks at
         "[checks]",
         "enabled = false",
         *(f"{check}.enabled = true" for check in CHECKS),
+        # A refusal is a refusal: also by the body middleware (no length, too large) before any view.
+        f"negative_data_rejection.expected-statuses = {json.dumps(REFUSALS)}",
         "[dictionaries]",
         *(f"{name} = {{ values = {json.dumps(values)} }}" for name, values in ids.items()),
         "[parameters]",
@@ -336,12 +343,17 @@ def test_count_refuses_a_filter_that_is_not_a_list_of_names(api_client, blog):
     assert not HitPath.objects.exists()
 
 
-def test_a_page_past_postgresqls_largest_offset_is_empty(anon_client, alice):
+def test_a_page_past_postgresqls_largest_offset_is_refused(anon_client, alice):
     social.create_log(user=alice, markdown="One log")
     for url in ("/api/1/tags/", "/api/1/timelines/public/"):
         r = anon_client.get(url, {"offset": 10**28, "limit": 5})
-        assert r.status_code == 200, url
-        assert r.json()["results"] == []
+        assert (r.status_code, list(r.json())) == (400, ["offset"]), url
+
+
+@pytest.mark.parametrize("query", [{"offset": "null"}, {"offset": "-1"}, {"limit": "true"}, {"limit": "0"}])
+def test_littlelogs_paging_refuses_what_it_cannot_read(anon_client, db, query):
+    r = anon_client.get("/api/1/timelines/public/", query)
+    assert (r.status_code, list(r.json())) == (400, list(query))
 
 
 def test_stats_refuse_a_nul_in_a_parameter(api_client, blog):
