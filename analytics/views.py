@@ -120,18 +120,26 @@ class SiteDetailView(GoatCounterView):
 
 HIT_SCHEMA_FIELDS = {
     "path": serializers.CharField(help_text="Path of the page, or the event's name; required."),
-    "title": serializers.CharField(required=False),
+    "title": serializers.CharField(required=False, allow_null=True, allow_blank=True),
     "event": serializers.BooleanField(required=False),
-    "ref": serializers.CharField(required=False, help_text="Referrer: a URL or free text."),
+    "ref": serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="Referrer: a URL or free text."
+    ),
     "size": serializers.ListField(child=serializers.FloatField(), required=False, help_text="[screen width]"),
-    "query": serializers.CharField(required=False, help_text="The page's query string, for campaigns."),
+    "query": serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="The page's query string, for campaigns."
+    ),
     "bot": serializers.IntegerField(required=False),
-    "user_agent": serializers.CharField(required=False),
-    "location": serializers.CharField(required=False, help_text="ISO 3166 country (US) or region (US-TX)."),
-    "language": serializers.CharField(required=False),
-    "ip": IPAddressDocField(required=False, help_text="For the visitor hash; never stored."),
+    "user_agent": serializers.CharField(required=False, allow_null=True, allow_blank=True),
+    "location": serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="ISO 3166 country (US) or region (US-TX)."
+    ),
+    "language": serializers.CharField(required=False, allow_null=True, allow_blank=True),
+    "ip": IPAddressDocField(required=False, allow_null=True, help_text="For the visitor hash; never stored."),
     "created_at": serializers.DateTimeField(required=False),
-    "session": serializers.CharField(required=False, help_text="Your own visitor id, instead of IP and UA."),
+    "session": serializers.CharField(
+        required=False, allow_null=True, help_text="Your own visitor id, instead of IP and UA."
+    ),
 }
 
 
@@ -150,8 +158,10 @@ class CountView(GoatCounterView):
             "CountRequest",
             {
                 "no_sessions": serializers.BooleanField(required=False),
-                "filter": serializers.ListField(child=serializers.CharField(), required=False),
-                "hits": inline_serializer("Hit", HIT_SCHEMA_FIELDS, many=True),
+                "filter": serializers.ListField(child=serializers.ChoiceField(["ip"]), required=False),
+                "hits": serializers.ListField(
+                    child=inline_serializer("Hit", HIT_SCHEMA_FIELDS), min_length=1, max_length=500
+                ),
             },
         ),
         examples=[
@@ -263,7 +273,7 @@ class ExportCreateView(GoatCounterView):
         responses={202: ExportSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
     )
     def post(self, request: Request) -> Response:
-        data = request.data if request.data is not None else {}
+        data = request.data
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
         if unknown := sorted(set(data) - {"start_from_hit_id", "format"}):

@@ -8,6 +8,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 
 
 @functools.cache
@@ -28,9 +29,33 @@ class StrictCharField(serializers.CharField):
 
 @extend_schema_field({"type": "string", "enum": time_zones()})
 class TimeZoneField(StrictCharField):
-    """An IANA time zone name; the document lists them (the serializer's own validator says what is wrong)."""
+    """An IANA time zone name; the document lists them (the serializer's own validator says what is wrong).
+
+    An empty one in a form is refused as in JSON (DRF would take it as "not sent" for a field not required)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if html.is_html_input(dictionary) and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
 
 
-@extend_schema_field({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+IP_SCHEMA = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+
+
+@extend_schema_field(IP_SCHEMA)
 class IPAddressDocField(serializers.CharField):
     """An IPv4 or IPv6 address, as the document says (for fields a view checks itself)."""
+
+
+@extend_schema_field(IP_SCHEMA)
+class IPAddressField(serializers.IPAddressField):
+    """DRF's IPAddressField, described as the IPv4 or IPv6 address it takes."""
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's BooleanField takes 0, 1, "yes" and "off" too, which the document forbids."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data

@@ -118,7 +118,14 @@ def declare_no_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     return result
 
 
-STRICT_BODIES = ("ExportRequest",)  # views that refuse a key they don't know ("unknown parameter")
+# littlelogs' 400: DRF's {"detail": "..."} or its field lists, {"offset": ["..."], "non_field_errors": ["..."]}
+DRF_ERRORS = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+}
+# The request bodies whose views refuse a key they don't know ("unknown parameter")
+STRICT_BODIES = ("ExportRequestRequest", "CountRequestRequest")
 
 
 def declare_parameter_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -130,10 +137,14 @@ def declare_parameter_errors(result: dict[str, Any], **kwargs: Any) -> dict[str,
             if not isinstance(operation, dict) or not operation.get("parameters"):
                 continue
             responses = operation.get("responses", {})
+            if "LittlelogsError" in str(responses.get("400", "")):  # DRF's field lists too, not only {"detail"}
+                responses["400"] = {"description": _WHY[400], "content": {"application/json": {"schema": DRF_ERRORS}}}
             if "400" in responses:
                 continue
             template = responses.get("401") or responses.get("404")
-            if template is not None:
+            if template is not None and "LittlelogsError" in str(template):
+                responses["400"] = {"description": _WHY[400], "content": {"application/json": {"schema": DRF_ERRORS}}}
+            elif template is not None:
                 responses["400"] = {**template, "description": _WHY[400]}
             else:
                 responses["400"] = {
