@@ -30,7 +30,7 @@ from analytics.tasks import reap_stale_exports, run_export
 from analytics.validation import HitError, Ignored, clean_api_hit, clean_pixel_hit
 from logsvc import ratelimit
 from logsvc.auth import ApiKeyAuthentication
-from logsvc.fields import IPAddressDocField
+from logsvc.fields import IPAddressDocField, SizeDocField
 from logsvc.idempotency import idempotent
 from logsvc.openapi import error_responses
 from logsvc.pagination import MAX_OFFSET
@@ -125,20 +125,24 @@ HIT_SCHEMA_FIELDS = {
     "ref": serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Referrer: a URL or free text."
     ),
-    "size": serializers.ListField(child=serializers.FloatField(), required=False, help_text="[screen width]"),
+    "size": SizeDocField(
+        required=False, allow_null=True, help_text='Screen width: 1920, [1920, 1080, 2] or "1920,1080,2".'
+    ),
     "query": serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="The page's query string, for campaigns."
     ),
-    "bot": serializers.IntegerField(required=False),
+    "bot": serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=255),
     "user_agent": serializers.CharField(required=False, allow_null=True, allow_blank=True),
     "location": serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="ISO 3166 country (US) or region (US-TX)."
     ),
     "language": serializers.CharField(required=False, allow_null=True, allow_blank=True),
-    "ip": IPAddressDocField(required=False, allow_null=True, help_text="For the visitor hash; never stored."),
-    "created_at": serializers.DateTimeField(required=False),
+    "ip": IPAddressDocField(
+        required=False, allow_null=True, allow_blank=True, help_text="For the visitor hash; never stored."
+    ),
+    "created_at": serializers.DateTimeField(required=False, allow_null=True, help_text="Not in the future."),
     "session": serializers.CharField(
-        required=False, allow_null=True, help_text="Your own visitor id, instead of IP and UA."
+        required=False, allow_null=True, allow_blank=True, help_text="Your own visitor id, instead of IP and UA."
     ),
 }
 

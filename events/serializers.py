@@ -53,7 +53,11 @@ TIMESTAMP_PATTERN = (
 class EventInputSerializer(serializers.Serializer):
     id = serializers.JSONField(required=False, help_text="The client's own id (integer or string); not unique.")
     name = serializers.CharField(max_length=200)
-    trace_id = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=64)
+    trace_id = extend_schema_field(  # a number is read as its text (events.validation.clean_event)
+        {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "integer"}], "nullable": True}
+    )(type("TraceIdInput", (serializers.CharField,), {}))(
+        required=False, allow_blank=True, allow_null=True, max_length=64
+    )
     date = serializers.RegexField(
         TIMESTAMP_PATTERN,
         required=False,

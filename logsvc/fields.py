@@ -44,7 +44,39 @@ IP_SCHEMA = {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]
 
 @extend_schema_field(IP_SCHEMA)
 class IPAddressDocField(serializers.CharField):
-    """An IPv4 or IPv6 address, as the document says (for fields a view checks itself)."""
+    """An IPv4 or IPv6 address, as the document says (for fields a view checks itself); blank when allowed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.allow_blank:
+            self._spectacular_annotation = {"field": {"anyOf": [IP_SCHEMA, {"type": "string", "maxLength": 0}]}}
+
+
+# What Django's URLValidator takes for sure (it takes more: ftp, IP addresses, ports, queries; the pattern keeps
+# the document's examples within what it accepts), or empty.
+HTTP_URL_PATTERN = r"^(|https?://([a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\.){1,3}[a-z]{2,12}(/[A-Za-z0-9._~%-]{0,40}){0,5})$"
+
+
+@extend_schema_field({"type": "string", "maxLength": 200, "pattern": HTTP_URL_PATTERN})
+class HttpURLField(serializers.URLField):
+    """A web address (or empty, where blank is allowed)."""
+
+
+MAX_INT32 = 2**31 - 1
+SIZE_NUMBER = {"type": "number", "minimum": 0, "maximum": MAX_INT32}
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "array", "items": SIZE_NUMBER},
+            SIZE_NUMBER,
+            {"type": "string", "pattern": r"^(\d{1,9}(\.\d{1,6})?(,\d{1,9}(\.\d{1,6})?)*)?$"},
+        ]
+    }
+)
+class SizeDocField(serializers.Field):
+    """A screen size as analytics.hitinfo.parse_size reads it: a width, a list of numbers, or them comma-separated."""
 
 
 @extend_schema_field(IP_SCHEMA)

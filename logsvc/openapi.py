@@ -125,7 +125,7 @@ DRF_ERRORS = {
     "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
 }
 # The request bodies whose views refuse a key they don't know ("unknown parameter")
-STRICT_BODIES = ("ExportRequestRequest", "CountRequestRequest")
+STRICT_BODIES = ("ExportRequestRequest", "CountRequestRequest", "HitRequest")
 
 
 def declare_parameter_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from django.templatetags.static import static
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from logsvc.fields import StrictCharField, TimeZoneField
+from logsvc.fields import HttpURLField, StrictCharField, TimeZoneField
 from logsvc.models import User
 from social.models import Activity, Comment, Follow, Like, Log, Tag
 
@@ -170,6 +170,7 @@ class ProfileSerializer(serializers.ModelSerializer):
         models.TextField: StrictCharField,
     }
     timezone = TimeZoneField(required=False)
+    url = HttpURLField(required=False, allow_blank=True, max_length=200)
 
     def validate_timezone(self, value: str) -> str:
         try:

@@ -7,6 +7,7 @@ The credentials come as JSON in CONTRACT_CREDENTIALS: {"alice": {"key": ..., "si
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -55,6 +56,7 @@ def after_load_schema(context: Any, schema: Any) -> None:
 
 STATS = ("/api/v0/stats/", "/api/v0/paths")
 FRESH = itertools.count(int(time.time()))
+NOW = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())  # created_at compared as text: close enough for a year
 IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF")
 BY_NAME = ("true", "1", "on", "yes")
 
@@ -97,12 +99,17 @@ def map_case(context: Any, case: Any) -> Any:
         case.path_parameters["username"] = "charlie"  # no one follows themselves
     if not isinstance(case.body, dict):
         return case
-    body = case.body = dict(case.body)  # a copy: the generated body may be shared with other cases
+    body = case.body = copy.deepcopy(case.body)  # a copy: the generated body may be shared with other cases
     if path.startswith("/api/v0/sites") and isinstance(body.get("code"), str):
         body["code"] = f"{body['code'][:3]}-{next(FRESH)}"  # a site's code is unique: one not taken yet
+    if path.startswith("/api/v0/sites") and isinstance(body.get("domains"), list):
+        body["domains"] = [f"d{next(FRESH)}.example" for _ in body["domains"]]  # so is a domain, once in a site
     if "avatar" in body and not bytes(body["avatar"] or b"").startswith(IMAGE_SIGNATURES):
         body.pop("avatar")  # the document says binary; the server wants an image it can read
     # A hit needs a visitor: a session, or a browser and IP, unless no_sessions says none is tracked.
+    for hit in body.get("hits") or [] if path == "/api/v0/count" else []:
+        if isinstance(hit, dict) and isinstance(hit.get("created_at"), str) and hit["created_at"] > NOW:
+            hit.pop("created_at")  # a hit is not from the future
     if path == "/api/v0/count" and not body.get("no_sessions") and not all(map(_has_visitor, body.get("hits") or [])):
         body["no_sessions"] = True
     return case
