@@ -133,8 +133,12 @@ HIT_SCHEMA_FIELDS = {
     ),
     "bot": serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=255),
     "user_agent": serializers.CharField(required=False, allow_null=True, allow_blank=True),
-    "location": serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, help_text="ISO 3166 country (US) or region (US-TX)."
+    "location": serializers.RegexField(
+        r"^\s*([A-Za-z]{2}(-[A-Za-z0-9]{1,3})?)?\s*$",  # analytics.hitinfo.parse_location
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="ISO 3166 country (US) or region (US-TX).",
     ),
     "language": serializers.CharField(required=False, allow_null=True, allow_blank=True),
     "ip": IPAddressDocField(

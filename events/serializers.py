@@ -51,7 +51,11 @@ TIMESTAMP_PATTERN = (
 
 
 class EventInputSerializer(serializers.Serializer):
-    id = serializers.JSONField(required=False, help_text="The client's own id (integer or string); not unique.")
+    id = extend_schema_field(  # events.validation.clean_event
+        {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 64}], "nullable": True}
+    )(type("ClientIdInput", (serializers.JSONField,), {}))(
+        required=False, help_text="The client's own id (integer or string); not unique."
+    )
     name = serializers.CharField(max_length=200)
     trace_id = extend_schema_field(  # a number is read as its text (events.validation.clean_event)
         {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "integer"}], "nullable": True}

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import Resolver404, resolve
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from analytics.models import Domain, Export, Site
 from analytics.models import Path as HitPath
@@ -368,3 +369,49 @@ def test_trending_tags_are_a_list_in_the_document_as_in_the_answer(client, anon_
     schema = client.get("/api.json").json()["paths"]["/api/1/tags/trending/"]["get"]["responses"]["200"]
     assert schema["content"]["application/json"]["schema"]["type"] == "array"
     assert anon_client.get("/api/1/tags/trending/").json() == []
+
+
+def test_count_reads_a_created_at_whose_offset_postgresql_would_refuse(api_client, blog):
+    # RFC 3339 allows -23:14; PostgreSQL takes offsets up to 15:59: the hit is stored in UTC.
+    hit = {"path": "/", "created_at": "2026-01-27T04:47:51-23:14"}
+    r = api_client.post("/api/v0/count", {"no_sessions": True, "hits": [hit]}, format="json")
+    assert r.status_code == 202, r.content
+
+
+@pytest.mark.parametrize(
+    ("size", "status"), [([1920, 1080, 2], 202), ([1920, -5], 400), ("1920,1080", 202), ([1, 2**31], 400)]
+)
+def test_count_checks_every_number_of_a_size_as_the_document_says(api_client, blog, size, status):
+    r = api_client.post("/api/v0/count", {"no_sessions": True, "hits": [{"path": "/", "size": size}]}, format="json")
+    assert r.status_code == status, r.content
+
+
+def test_an_export_body_of_null_is_refused(api_client, blog):
+    r = api_client.post("/api/v0/export", "null", content_type="application/json")
+    assert (r.status_code, list(r.json())) == (400, ["error"])
+    assert not Export.objects.exists()
+
+
+@pytest.mark.parametrize("settings_", [{"public": 0}, {"timezone": "0"}, {"ignore_ips": ["x"]}])
+def test_site_settings_take_only_what_the_document_says(alice, settings_):
+    site = Site.objects.create(code="alice-blog", owner=alice)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(alice, 'sites')}")
+    r = client.patch(f"/api/v0/sites/{site.pk}", {"settings": settings_}, format="json")
+    assert (r.status_code, list(r.json())) == (400, ["errors"]), r.content
+
+
+@pytest.mark.parametrize("url", ["/api/1/logs/create/", "/api/1/logs/preview/"])
+def test_littlelogs_content_must_be_a_string(alice, url):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token(alice)}")
+    r = client.post(url, {"content": 0}, format="json")
+    assert (r.status_code, r.json()) == (400, {"content": ["Must be a string."]})
+    assert not Log.objects.exists()
+
+
+def test_an_empty_time_zone_in_a_profile_form_is_refused(alice):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token(alice)}")
+    r = client.patch("/api/1/users/$self/", {"timezone": ""}, format="multipart")
+    assert (r.status_code, list(r.json())) == (400, ["timezone"])
