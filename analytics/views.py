@@ -134,7 +134,7 @@ HIT_SCHEMA_FIELDS = {
     "bot": serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=255),
     "user_agent": serializers.CharField(required=False, allow_null=True, allow_blank=True),
     "location": serializers.RegexField(
-        r"^\s*([A-Za-z]{2}(-[A-Za-z0-9]{1,3})?)?\s*$",  # analytics.hitinfo.parse_location
+        r"^([A-Za-z]{2}(-[A-Za-z0-9]{1,3})?)?$",  # analytics.hitinfo.parse_location (it strips spaces too)
         required=False,
         allow_null=True,
         allow_blank=True,

@@ -115,7 +115,29 @@ def declare_no_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                     continue
                 if not {"pattern", "format", "enum"} & schema.keys():
                     schema["pattern"] = NO_NUL
+    # Request bodies: every text field refuses a NUL at intake, in each family's validation.
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            _no_nul_in_strings(schema)
     return result
+
+
+def _no_nul_in_strings(schema: Any) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _no_nul_in_strings(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and not {"pattern", "format", "enum", "$ref"} & schema.keys():
+        schema["pattern"] = NO_NUL
+    for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+        value = schema.get(key)
+        if key == "properties" and isinstance(value, dict):
+            for item in value.values():
+                _no_nul_in_strings(item)
+        elif value is not None:
+            _no_nul_in_strings(value)
 
 
 # littlelogs' 400: DRF's {"detail": "..."} or its field lists, {"offset": ["..."], "non_field_errors": ["..."]}
