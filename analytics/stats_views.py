@@ -288,7 +288,12 @@ class PathListView(StatsView):
             ),
             OpenApiParameter("limit", bounded(1, 200), description="At most this many (default 20)."),
             OpenApiParameter("path", str, description="Only this exact path (may be repeated)."),
-            OpenApiParameter("id", str, pattern=r"^[0-9, ]*$", description="Only these path ids, separated by commas."),
+            OpenApiParameter(
+                "id",
+                str,
+                pattern=r"^( *[0-9]* *)(,( *[0-9]* *))*$",
+                description="Only these path ids, separated by commas.",
+            ),
         ],
         responses={
             200: inline_serializer(

@@ -183,6 +183,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "social.openapi.restore_self_path",
+        "social.openapi.declare_bearer_token",
         "logsvc.openapi.declare_body_errors",
         "logsvc.openapi.declare_no_nul",
         "logsvc.openapi.declare_parameter_errors",
