@@ -99,9 +99,13 @@ def chosen_range(site: Site, params) -> tuple[stats.Range, str]:
     if not start and not end:
         return default, ""
     try:
-        rng = stats.Range(date.fromisoformat(start), date.fromisoformat(end), site.timezone)
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
         return default, "Dates must be given as YYYY-MM-DD; showing the last 30 days instead."
+    try:
+        rng = stats.Range(first, last, site.timezone)
+    except ValueError:  # outside the days any time zone can hold (9999-12-31, 0001-01-01)
+        return default, f"Dates must be from {stats.FIRST_DAY} to {stats.LAST_DAY}; showing the last 30 days instead."
     if rng.start > rng.end:
         return default, "The start date is after the end date; showing the last 30 days instead."
     if (rng.end - rng.start).days + 1 > stats.MAX_RANGE_DAYS:

@@ -460,12 +460,11 @@ def parse_size(value: Any) -> int | None:
     else:
         parts = [value]
     numbers = [_size_number(part, value) for part in parts]
-    width = numbers[0]
-    if width < 0:
-        raise ValueError(f"screen width {value!r} is negative")
-    if width > MAX_INT32:
-        raise ValueError(f"screen width {value!r} is larger than {MAX_INT32}")
-    return int(width)
+    if any(number < 0 for number in numbers):  # each of them, as the OpenAPI document says (SIZE_SCHEMA)
+        raise ValueError(f"screen size {value!r} is negative")
+    if any(number > MAX_INT32 for number in numbers):
+        raise ValueError(f"screen size {value!r} is larger than {MAX_INT32}")
+    return int(numbers[0])
 
 
 def _size_number(part: Any, value: Any) -> float:

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from analytics import sites
 from analytics.models import CODE_VALIDATOR, DOMAIN_VALIDATOR, Domain, Export, Site, validate_timezone
+from logsvc.fields import IPAddressField, StrictBooleanField, StrictCharField, TimeZoneField
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -15,7 +16,7 @@ def rfc3339(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class DomainField(serializers.CharField):
+class DomainField(StrictCharField):
     """A host name, lower-cased before it is checked: Shop.Example.com is shop.example.com."""
 
     def to_internal_value(self, data: Any) -> str:
@@ -23,11 +24,11 @@ class DomainField(serializers.CharField):
 
 
 class SiteSettingsSerializer(serializers.Serializer):
-    public = serializers.BooleanField(required=False, help_text="Anyone may read the dashboard.")
-    timezone = serializers.CharField(
+    public = StrictBooleanField(required=False, help_text="Anyone may read the dashboard.")
+    timezone = TimeZoneField(
         required=False, validators=[validate_timezone], help_text="IANA zone for days and hours in stats."
     )
-    ignore_ips = serializers.ListField(child=serializers.IPAddressField(), required=False, max_length=100)
+    ignore_ips = serializers.ListField(child=IPAddressField(), required=False, max_length=100)
 
 
 class SiteSerializer(serializers.ModelSerializer):

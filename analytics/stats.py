@@ -18,15 +18,23 @@ from django.db import connection
 from analytics.models import Path, PathDay, PathHour, PathMonth, RefDay, Site, StatDay
 
 MAX_RANGE_DAYS = 3 * 366
+# The days a range may cover: room on both sides for the default ranges' arithmetic and for any zone's UTC
+# bounds (year 1 minus an offset, or 9999 plus one, is past what Python and PostgreSQL hold).
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
 
 
 @dataclass(frozen=True)
 class Range:
-    """start..end inclusive, days of zone tz."""
+    """start..end inclusive, days of zone tz; ValueError for a day outside FIRST_DAY..LAST_DAY."""
 
     start: date
     end: date
     tz: str
+
+    def __post_init__(self) -> None:
+        if not (FIRST_DAY <= self.start <= LAST_DAY and FIRST_DAY <= self.end <= LAST_DAY):
+            raise ValueError(f"Days must be from {FIRST_DAY} to {LAST_DAY}.")
 
     @cached_property  # a stats answer asks for it once per path
     def days(self) -> list[date]:

@@ -26,6 +26,7 @@ from analytics import sites, stats
 from analytics.models import Path, Site, StatDay
 from analytics.views import GoatCounterView
 from logsvc.openapi import error_responses
+from logsvc.pagination import MAX_OFFSET
 
 PATHS_LIMIT = (20, 200)  # default, maximum
 HITS_LIMIT = (20, 100)
@@ -68,7 +69,8 @@ class Params:
         value = self.query.get(name)
         return None if value is None or value == "" else value
 
-    def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
+    def integer(self, name: str, default: int, low: int, high: int = MAX_OFFSET) -> int:
+        """A whole number from low to high; by default at most what PostgreSQL's bigint (an OFFSET) holds."""
         raw = self.get(name)
         if raw is None:
             return default
@@ -76,9 +78,8 @@ class Params:
             value = int(raw)
         except ValueError:
             value = None
-        if value is None or value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f"{low} or more"
-            self.error(name, f"Must be a whole number {bound}.")
+        if value is None or not low <= value <= high:
+            self.error(name, f"Must be a whole number from {low} to {high}.")
             return default
         return value
 
@@ -116,15 +117,20 @@ class Params:
         if raw is None:
             return None
         raw = re.sub(r" (\d{2}:\d{2})$", r"+\1", raw)  # a "+" in an offset that was not URL-encoded
+        day = None
         try:
             if DATE.match(raw):
-                return date.fromisoformat(raw)
-            if RFC3339.match(raw):
-                return datetime.fromisoformat(raw.upper().replace(" ", "T")).astimezone(zoneinfo.ZoneInfo(tz)).date()
-        except ValueError:
+                day = date.fromisoformat(raw)
+            elif RFC3339.match(raw):
+                day = datetime.fromisoformat(raw.upper().replace(" ", "T")).astimezone(zoneinfo.ZoneInfo(tz)).date()
+        except (ValueError, OverflowError):  # OverflowError: year 1 minus an offset, 9999 plus one
             pass
-        self.error(name, "Must be a date (2006-01-02) or an RFC 3339 time (2006-01-02T15:04:05Z).")
-        return None
+        if day is None:
+            self.error(name, "Must be a date (2006-01-02) or an RFC 3339 time (2006-01-02T15:04:05Z).")
+        elif not stats.FIRST_DAY <= day <= stats.LAST_DAY:
+            self.error(name, f"Must be a day from {stats.FIRST_DAY} to {stats.LAST_DAY}.")
+            day = None
+        return day
 
     def range(self, site: Site) -> stats.Range:
         """start..end (inclusive days of tz); by default the last 7 days up to today."""
@@ -134,9 +140,9 @@ class Params:
         if "start" in self.errors or "end" in self.errors or "tz" in self.errors:
             return stats.Range(today - timedelta(days=6), today, tz)  # never used: done() raises first
         if end is None:
-            end = max(today, start) if start is not None else today
+            end = min(max(today, start), start + timedelta(days=stats.MAX_RANGE_DAYS - 1)) if start else today
         if start is None:
-            start = end - timedelta(days=6)
+            start = max(end - timedelta(days=6), stats.FIRST_DAY)
         if end < start:
             self.error("end", "Must not be before start.")
         elif (end - start).days + 1 > stats.MAX_RANGE_DAYS:
@@ -197,18 +203,47 @@ def _stat_items(
     return items
 
 
+# What Params.day takes, as a pattern: a day of 1901..9998 (so that any offset keeps it in FIRST_DAY..LAST_DAY),
+# or an RFC 3339 time; empty is the default. (The 29th to 31st are taken too; a pattern can't tell which exist.)
+DAY_PATTERN = (
+    r"^((19(0[1-9]|[1-9]\d)|[2-8]\d{3}|9([0-8]\d\d|9[0-8]\d))-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+    r"([Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d))?)?$"
+)
+
+
+def bounded(minimum: int, maximum: int = MAX_OFFSET) -> dict[str, Any]:
+    """An integer parameter's schema with the bounds Params.integer enforces."""
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
 def _range_parameters(*extra: OpenApiParameter) -> list[OpenApiParameter]:
     return [
-        OpenApiParameter("start", str, description="First day: 2006-01-02, or an RFC 3339 time. Default: 6 days ago."),
-        OpenApiParameter("end", str, description="Last day (included). Default: today."),
-        OpenApiParameter("tz", str, description="IANA time zone of the days and hours. Default: the site's."),
+        OpenApiParameter(
+            "start",
+            str,
+            pattern=DAY_PATTERN,
+            description=f"First day: 2006-01-02, or an RFC 3339 time; from {stats.FIRST_DAY} to {stats.LAST_DAY}. "
+            "Default: 6 days before end.",
+        ),
+        OpenApiParameter(
+            "end",
+            str,
+            pattern=DAY_PATTERN,
+            description="Last day (included), not before start; the range is at most "
+            f"{stats.MAX_RANGE_DAYS} days. Default: today (or start's last day within that length).",
+        ),
+        OpenApiParameter(
+            "tz",
+            {"type": "string", "enum": ["", *sorted(_zones())]},
+            description="IANA time zone of the days and hours. Default (or empty): the site's.",
+        ),
         *extra,
     ]
 
 
 LIMIT_OFFSET = [
-    OpenApiParameter("limit", int, description="At most this many (1 to 100, default 20)."),
-    OpenApiParameter("offset", int, description="Skip this many."),
+    OpenApiParameter("limit", bounded(1, 100), description="At most this many (default 20)."),
+    OpenApiParameter("offset", bounded(0), description="Skip this many."),
 ]
 STATS_ERRORS = (400, 401, 403, 429)
 
@@ -258,11 +293,16 @@ class PathListView(StatsView):
         summary="The site's paths (pages and events), by id",
         parameters=[
             OpenApiParameter(
-                "after", int, description="Only paths with a higher id: the last id of the previous page."
+                "after", bounded(0), description="Only paths with a higher id: the last id of the previous page."
             ),
-            OpenApiParameter("limit", int, description="At most this many (1 to 200, default 20)."),
+            OpenApiParameter("limit", bounded(1, 200), description="At most this many (default 20)."),
             OpenApiParameter("path", str, description="Only this exact path (may be repeated)."),
-            OpenApiParameter("id", str, description="Only these path ids, separated by commas."),
+            OpenApiParameter(
+                "id",
+                str,
+                pattern=r"^( *[0-9]* *)(,( *[0-9]* *))*$",
+                description="Only these path ids, separated by commas.",
+            ),
         ],
         responses={
             200: inline_serializer(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -56,6 +56,10 @@ def _created_at(raw: dict[str, Any], now: datetime) -> datetime | None:
         created = None
     if created is None or created.tzinfo is None:
         raise HitError("created_at: use an RFC 3339 time with a zone, such as 2026-11-23T10:15:00Z")
+    try:  # in UTC: PostgreSQL takes offsets up to 15:59 only, and -23:14 is valid RFC 3339
+        created = created.astimezone(UTC)
+    except OverflowError:
+        raise HitError("created_at: is before the year 1 in UTC") from None
     if created > now + FUTURE_LEEWAY:
         raise HitError("created_at: is in the future")
     return created

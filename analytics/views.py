@@ -30,8 +30,10 @@ from analytics.tasks import reap_stale_exports, run_export
 from analytics.validation import HitError, Ignored, clean_api_hit, clean_pixel_hit
 from logsvc import ratelimit
 from logsvc.auth import ApiKeyAuthentication
+from logsvc.fields import IPAddressDocField, SizeDocField
 from logsvc.idempotency import idempotent
 from logsvc.openapi import error_responses
+from logsvc.pagination import MAX_OFFSET
 
 MAX_HITS = 500
 
@@ -118,18 +120,34 @@ class SiteDetailView(GoatCounterView):
 
 HIT_SCHEMA_FIELDS = {
     "path": serializers.CharField(help_text="Path of the page, or the event's name; required."),
-    "title": serializers.CharField(required=False),
+    "title": serializers.CharField(required=False, allow_null=True, allow_blank=True),
     "event": serializers.BooleanField(required=False),
-    "ref": serializers.CharField(required=False, help_text="Referrer: a URL or free text."),
-    "size": serializers.ListField(child=serializers.FloatField(), required=False, help_text="[screen width]"),
-    "query": serializers.CharField(required=False, help_text="The page's query string, for campaigns."),
-    "bot": serializers.IntegerField(required=False),
-    "user_agent": serializers.CharField(required=False),
-    "location": serializers.CharField(required=False, help_text="ISO 3166 country (US) or region (US-TX)."),
-    "language": serializers.CharField(required=False),
-    "ip": serializers.CharField(required=False, help_text="For the visitor hash; never stored."),
-    "created_at": serializers.DateTimeField(required=False),
-    "session": serializers.CharField(required=False, help_text="Your own visitor id, instead of IP and UA."),
+    "ref": serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="Referrer: a URL or free text."
+    ),
+    "size": SizeDocField(
+        required=False, allow_null=True, help_text='Screen width: 1920, [1920, 1080, 2] or "1920,1080,2".'
+    ),
+    "query": serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="The page's query string, for campaigns."
+    ),
+    "bot": serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=255),
+    "user_agent": serializers.CharField(required=False, allow_null=True, allow_blank=True),
+    "location": serializers.RegexField(
+        r"^([A-Za-z]{2}(-[A-Za-z0-9]{1,3})?)?$",  # analytics.hitinfo.parse_location (it strips spaces too)
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="ISO 3166 country (US) or region (US-TX).",
+    ),
+    "language": serializers.CharField(required=False, allow_null=True, allow_blank=True),
+    "ip": IPAddressDocField(
+        required=False, allow_null=True, allow_blank=True, help_text="For the visitor hash; never stored."
+    ),
+    "created_at": serializers.DateTimeField(required=False, allow_null=True, help_text="Not in the future."),
+    "session": serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="Your own visitor id, instead of IP and UA."
+    ),
 }
 
 
@@ -148,8 +166,10 @@ class CountView(GoatCounterView):
             "CountRequest",
             {
                 "no_sessions": serializers.BooleanField(required=False),
-                "filter": serializers.ListField(child=serializers.CharField(), required=False),
-                "hits": inline_serializer("Hit", HIT_SCHEMA_FIELDS, many=True),
+                "filter": serializers.ListField(child=serializers.ChoiceField(["ip"]), required=False),
+                "hits": serializers.ListField(
+                    child=inline_serializer("Hit", HIT_SCHEMA_FIELDS), min_length=1, max_length=500
+                ),
             },
         ),
         examples=[
@@ -249,7 +269,11 @@ class ExportCreateView(GoatCounterView):
             "ExportRequest",
             {
                 "start_from_hit_id": serializers.IntegerField(
-                    required=False, help_text="Only hits after this one: a previous export's last_hit_id."
+                    required=False,
+                    allow_null=True,
+                    min_value=0,
+                    max_value=MAX_OFFSET,
+                    help_text="Only hits after this one: a previous export's last_hit_id (null: from the first).",
                 ),
                 "format": serializers.ChoiceField(["csv"], required=False),
             },
@@ -257,7 +281,7 @@ class ExportCreateView(GoatCounterView):
         responses={202: ExportSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
     )
     def post(self, request: Request) -> Response:
-        data = request.data if request.data is not None else {}
+        data = request.data
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
         if unknown := sorted(set(data) - {"start_from_hit_id", "format"}):
@@ -265,8 +289,12 @@ class ExportCreateView(GoatCounterView):
         if data.get("format", "csv") != "csv":
             raise exceptions.ValidationError({"format": ['Only "csv" is supported.']})
         start = data.get("start_from_hit_id")
-        if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
-            raise exceptions.ValidationError({"start_from_hit_id": ["Must be a hit id: a whole number, 0 or more."]})
+        if start is not None and (
+            isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= MAX_OFFSET
+        ):
+            raise exceptions.ValidationError(
+                {"start_from_hit_id": [f"Must be a hit id: a whole number from 0 to {MAX_OFFSET}."]}
+            )
         self.site = sites.site_for_request(request)
         self.check_export_throttle(request)
         with transaction.atomic():

@@ -42,6 +42,14 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+MAX_EVENT_OFFSET = 10**9
+
+
+def bounded(minimum: int, maximum: int) -> dict[str, Any]:
+    """An integer parameter's schema with the bounds int_param enforces."""
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
 def int_param(request: Request, name: str, default: int, maximum: int, minimum: int = 0) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -116,14 +124,16 @@ class LogMessageListView(APIView):
         tags=["Logster"],
         summary="List and search your log messages, newest first",
         parameters=[
-            OpenApiParameter("severity", int, description="Minimum severity (0-6)."),
+            OpenApiParameter(
+                "severity", {"type": "integer", "minimum": 0, "maximum": 6}, description="Minimum severity."
+            ),
             OpenApiParameter("application", str),
             OpenApiParameter("category", str),
             OpenApiParameter("user", str),
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Created at or after (ISO 8601)."),
             OpenApiParameter("until", OpenApiTypes.DATETIME, description="Created before (ISO 8601)."),
             OpenApiParameter("q", str, description="Full-text search over Message, Exception and StackTrace."),
-            OpenApiParameter("limit", int, description="Page size, 1-1000 (default 100)."),
+            OpenApiParameter("limit", bounded(1, 1000), description="Page size (default 100)."),
             OpenApiParameter("cursor", str, description="From a previous page's Next link."),
         ],
         responses={200: LogMessageListSerializer, **LOGSTER_ERRORS},
@@ -137,7 +147,7 @@ class LogMessageListView(APIView):
             if params.get(field):
                 messages = messages.filter(**{field: params[field]})
         for name, lookup in (("since", "created__gte"), ("until", "created__lt")):
-            if params.get(name):
+            if name in params:  # an empty one too: the document says a date-time
                 moment = parse_timestamp(params[name])
                 if moment is None:
                     raise exceptions.ValidationError({name: ["Use ISO 8601, such as 2026-01-31T12:00:00Z."]})
@@ -243,9 +253,9 @@ def date_filters(request: Request) -> dict[str, datetime]:
     """`start` and `end` as days (YYYY-MM-DD, both included whole) or exact ISO 8601 times."""
     filters = {}
     for name in ("start", "end"):
-        raw = request.query_params.get(name, "").strip()
-        if not raw:
+        if name not in request.query_params:
             continue
+        raw = request.query_params[name].strip()  # an empty one is refused: the document says a date
         moment = parse_timestamp(raw)
         if moment is None:
             raise exceptions.ValidationError({name: ["Use a date as YYYY-MM-DD (or an ISO 8601 time)."]})
@@ -274,8 +284,8 @@ class EventListView(APIView):
             OpenApiParameter("start", OpenApiTypes.DATE, description="Events on or after this day (YYYY-MM-DD)."),
             OpenApiParameter("end", OpenApiTypes.DATE, description="Events on or before this day (YYYY-MM-DD)."),
             OpenApiParameter("name", str, description="Only events with this name."),
-            OpenApiParameter("limit", int, description="Page size, 0-1000 (default 100)."),
-            OpenApiParameter("offset", int, description="Events to skip."),
+            OpenApiParameter("limit", bounded(0, 1000), description="Page size (default 100)."),
+            OpenApiParameter("offset", bounded(0, MAX_EVENT_OFFSET), description="Events to skip."),
         ],
         responses={200: EventListSerializer, **BYTELOG_ERRORS},
     )
@@ -284,7 +294,7 @@ class EventListView(APIView):
         if name := request.query_params.get("name"):
             events = events.filter(name=name)
         limit = int_param(request, "limit", 100, 1000)
-        offset = int_param(request, "offset", 0, 10**9)
+        offset = int_param(request, "offset", 0, MAX_EVENT_OFFSET)
         return Response({"count": events.count(), "events": events_json(request, event_page(events, offset, limit))})
 
     @extend_schema(
@@ -321,15 +331,15 @@ class EventTraceView(APIView):
         tags=["Bytelog"],
         summary="Follow a trace: its events in time order",
         parameters=[
-            OpenApiParameter("limit", int, description="Page size, 0-1000 (default 1000)."),
-            OpenApiParameter("offset", int, description="Events to skip."),
+            OpenApiParameter("limit", bounded(0, 1000), description="Page size (default 1000)."),
+            OpenApiParameter("offset", bounded(0, MAX_EVENT_OFFSET), description="Events to skip."),
         ],
         responses={200: EventListSerializer, **BYTELOG_ERRORS},
     )
     def get(self, request: Request, trace_id: str) -> Response:
         events = Event.objects.owned_by(request.user).filter(trace_id=trace_id)
         limit = int_param(request, "limit", 1000, 1000)
-        offset = int_param(request, "offset", 0, 10**9)
+        offset = int_param(request, "offset", 0, MAX_EVENT_OFFSET)
         return Response({"count": events.count(), "events": events_json(request, event_page(events, offset, limit))})
 
 

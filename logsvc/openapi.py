@@ -99,3 +99,81 @@ def declare_body_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             for status in BODY_ERRORS:
                 responses.setdefault(status, {**responses["401"], "description": _WHY[int(status)]})
     return result
+
+
+NO_NUL = r"^[^\x00]*$"  # logsvc.middleware.NulParameterMiddleware refuses a NUL in any path or query parameter
+
+
+def declare_no_nul(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every text parameter in a path or query string refuses a NUL (400): say so with a pattern, where the
+    parameter has no stricter pattern, format or enum of its own."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                schema = parameter.get("schema", {})
+                if parameter.get("in") not in ("path", "query") or schema.get("type", "string") != "string":
+                    continue
+                if not {"pattern", "format", "enum"} & schema.keys():
+                    schema["pattern"] = NO_NUL
+    # Request bodies: every text field refuses a NUL at intake, in each family's validation.
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request"):
+            _no_nul_in_strings(schema)
+    return result
+
+
+def _no_nul_in_strings(schema: Any) -> None:
+    if isinstance(schema, list):
+        for item in schema:
+            _no_nul_in_strings(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    if schema.get("type") == "string" and not {"pattern", "format", "enum", "$ref"} & schema.keys():
+        schema["pattern"] = NO_NUL
+    for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+        value = schema.get(key)
+        if key == "properties" and isinstance(value, dict):
+            for item in value.values():
+                _no_nul_in_strings(item)
+        elif value is not None:
+            _no_nul_in_strings(value)
+
+
+# littlelogs' 400: DRF's {"detail": "..."} or its field lists, {"offset": ["..."], "non_field_errors": ["..."]}
+DRF_ERRORS = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+}
+# The request bodies whose views refuse a key they don't know ("unknown parameter")
+STRICT_BODIES = ("ExportRequestRequest", "CountRequestRequest", "HitRequest")
+
+
+def declare_parameter_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """An operation with a path or query parameter can answer 400 for a bad value of it (a NUL in any of
+    them, a number out of bounds): declare it where the view didn't, in the envelope its 401 has. And a body
+    that refuses unknown keys says so."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or not operation.get("parameters"):
+                continue
+            responses = operation.get("responses", {})
+            if "LittlelogsError" in str(responses.get("400", "")):  # DRF's field lists too, not only {"detail"}
+                responses["400"] = {"description": _WHY[400], "content": {"application/json": {"schema": DRF_ERRORS}}}
+            if "400" in responses:
+                continue
+            template = responses.get("401") or responses.get("404")
+            if template is not None and "LittlelogsError" in str(template):
+                responses["400"] = {"description": _WHY[400], "content": {"application/json": {"schema": DRF_ERRORS}}}
+            elif template is not None:
+                responses["400"] = {**template, "description": _WHY[400]}
+            else:
+                responses["400"] = {
+                    "description": _WHY[400],
+                    "content": {"application/json": {"schema": {"type": "object", "additionalProperties": {}}}},
+                }
+    for name in STRICT_BODIES:
+        if schema := result.get("components", {}).get("schemas", {}).get(name):
+            schema["additionalProperties"] = False
+    return result

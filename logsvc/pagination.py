@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from rest_framework import pagination
+from rest_framework import exceptions, pagination
 from rest_framework.request import Request
 
 MAX_OFFSET = 2**63 - 1 - 1000  # room for OFFSET + LIMIT
@@ -36,15 +36,52 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         # Unlike DRF, always read the page: a counter that is behind must not hide rows that exist.
         return page_by_ids(queryset, self.offset, self.limit)
 
+    def get_limit(self, request: Request) -> int:
+        """1 or more (more than max_limit gives max_limit, as DRF does); anything else is a 400, not ignored."""
+        raw = request.query_params.get(self.limit_query_param, "")
+        if raw == "":
+            return self.default_limit
+        value = _whole_number(raw)
+        if value is None or value < 1:
+            raise exceptions.ValidationError({self.limit_query_param: ["Must be a whole number, 1 or more."]})
+        return min(value, self.max_limit)
+
     def get_offset(self, request: Request) -> int:
-        # PostgreSQL's OFFSET is a bigint: past it, any page is empty anyway (not a 500 "out of range").
-        return min(super().get_offset(request), MAX_OFFSET)
+        """0 to MAX_OFFSET: PostgreSQL's OFFSET is a bigint; anything else is a 400, not page one."""
+        raw = request.query_params.get(self.offset_query_param, "")
+        if raw == "":
+            return 0
+        value = _whole_number(raw)
+        if value is None or not 0 <= value <= MAX_OFFSET:
+            raise exceptions.ValidationError(
+                {self.offset_query_param: [f"Must be a whole number from 0 to {MAX_OFFSET}."]}
+            )
+        return value
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.limit_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Results per page, default {self.default_limit}; more than {self.max_limit} gives {self.max_limit}."
+                )
+            elif parameter["name"] == self.offset_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
+        return parameters
 
     def get_count(self, queryset: QuerySet[Any] | list[Any]) -> int:
         counter = getattr(self.view, "get_count", None)
         if counter is not None:
             return counter(queryset)
         return super().get_count(queryset)
+
+
+def _whole_number(raw: str) -> int | None:
+    """An ASCII decimal integer (no "١", no "1_000", no spaces), else None."""
+    if not raw.lstrip("-").isascii() or not raw.lstrip("-").isdigit() or len(raw) > 40:
+        return None
+    return int(raw)
 
 
 def page_by_ids(queryset: QuerySet[Any] | list[Any], offset: int, limit: int) -> list[Any]:

@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "logsvc.middleware.NulParameterMiddleware",
     "logsvc.middleware.RequestBodyMiddleware",
     "logsvc.middleware.JsonpMiddleware",
     "logsvc.middleware.MethodOverrideMiddleware",
@@ -185,7 +186,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "social.openapi.restore_self_path",
+        "social.openapi.declare_bearer_token",
         "logsvc.openapi.declare_body_errors",
+        "logsvc.openapi.declare_no_nul",
+        "logsvc.openapi.declare_parameter_errors",
     ],
     "TAGS": [
         {"name": "Logster", "description": "Application log messages, posted as JSON or XML (`ApiKey` header)."},

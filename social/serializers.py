@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
@@ -20,6 +20,7 @@ from django.templatetags.static import static
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from logsvc.fields import HttpURLField, StrictCharField, TimeZoneField
 from logsvc.models import User
 from social.markdown import RENDERED_MAX_LENGTH, Rendered, RenderedTooLarge, render
 from social.models import Activity, Comment, Follow, Like, Log, Tag
@@ -208,7 +209,7 @@ class ContentSerializer(serializers.Serializer):
     """A log's or comment's Markdown; valid only if it renders within RENDERED_MAX_LENGTH (then `rendered`
     holds the result, so the view does not render it twice)."""
 
-    content = serializers.CharField(
+    content = StrictCharField(
         max_length=CONTENT_MAX_LENGTH,
         help_text=(
             f"Markdown; #tags and @mentions link. At most {CONTENT_MAX_LENGTH:,} characters, rendering to at most "
@@ -233,6 +234,14 @@ class ProfileSerializer(serializers.ModelSerializer):
         model = User
         fields = ["first_name", "last_name", "bio", "url", "location", "timezone", "avatar"]
         extra_kwargs = {"bio": {"max_length": BIO_MAX_LENGTH}}
+
+    serializer_field_mapping = {  # a JSON string only, not a number taken as one
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
+    timezone = TimeZoneField(required=False)
+    url = HttpURLField(required=False, allow_blank=True, max_length=200)
 
     def validate_timezone(self, value: str) -> str:
         try:
