@@ -150,7 +150,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.getenv("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "logsvc.staticfiles.StaticFilesStorage"},
 }
 # Local runs serve static files straight from the apps, no collectstatic needed.
 WHITENOISE_USE_FINDERS = DEBUG

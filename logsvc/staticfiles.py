@@ -1,0 +1,24 @@
+"""The static files storage: WhiteNoise's compressed, hashed names, from collectstatic's manifest."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.files.storage import FileSystemStorage
+from whitenoise.storage import CompressedManifestStaticFilesStorage
+
+logger = logging.getLogger(__name__)
+
+
+class StaticFilesStorage(CompressedManifestStaticFilesStorage):
+    """A file collectstatic has not seen (it was not run, or not since the file was added) gets its plain
+    /static/ URL and a warning in the log, instead of a 500 on every page or API answer that links it."""
+
+    manifest_strict = False
+
+    def url(self, name: str | None, force: bool = False) -> str:
+        try:
+            return super().url(name, force)
+        except ValueError:
+            logger.warning("%s is not in %s: run `manage.py collectstatic`", name, self.location)
+            return FileSystemStorage.url(self, name)
