@@ -30,7 +30,7 @@ from events.serializers import (
 from events.validation import clean_event, clean_log_message, parse_timestamp
 from logsvc.idempotency import idempotent
 from logsvc.middleware import CALLBACK_RE
-from logsvc.openapi import error_responses
+from logsvc.openapi import bounded, error_responses
 from logsvc.pagination import fit_page
 from logsvc.parsers import JSONParser
 
@@ -43,11 +43,6 @@ def iso(value: datetime) -> str:
 
 
 MAX_EVENT_OFFSET = 10**9
-
-
-def bounded(minimum: int, maximum: int) -> dict[str, Any]:
-    """An integer parameter's schema with the bounds int_param enforces."""
-    return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
 
 def int_param(request: Request, name: str, default: int, maximum: int, minimum: int = 0) -> int:
@@ -162,11 +157,10 @@ class LogMessageListView(APIView):
         # The rows' sizes first (octet_length reads no TOASTed text), then the text of those the page holds.
         messages = messages.order_by("-created", "-pk")
         sizes = list(messages.values_list("pk", TEXT_SIZE)[: limit + 1])
-        count = fit_page([size for _, size in sizes], limit)
-        chosen = [pk for pk, _ in sizes[:count]]
+        chosen = fit_page(sizes, limit)
         page = list(LogMessage.objects.filter(pk__in=chosen).defer("search").order_by("-created", "-pk"))
         next_url = None
-        if len(sizes) > count:
+        if len(sizes) > len(chosen):
             query = params.copy()
             query["cursor"] = encode_cursor(page[-1])
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
@@ -245,8 +239,7 @@ def event_page(events: Any, offset: int, limit: int) -> Any:
     first (the next page starts at offset + the number of events this one has)."""
     events = events.order_by("date", "id")
     sizes = list(events.values_list("pk", "size")[offset : offset + limit])
-    count = fit_page([size for _, size in sizes], limit)
-    return Event.objects.filter(pk__in=[pk for pk, _ in sizes[:count]]).order_by("date", "id")
+    return Event.objects.filter(pk__in=fit_page(sizes, limit)).order_by("date", "id")
 
 
 def date_filters(request: Request) -> dict[str, datetime]:

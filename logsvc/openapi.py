@@ -8,6 +8,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from logsvc.pagination import MAX_OFFSET
+
 _ENVELOPES: dict[str, Any] = {
     "logster": inline_serializer(
         "LogsterError",
@@ -101,6 +103,11 @@ def declare_body_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
     return result
 
 
+def bounded(minimum: int, maximum: int = MAX_OFFSET) -> dict[str, Any]:
+    """An integer parameter's schema with the bounds its view enforces (by default, up to a bigint OFFSET)."""
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
 NO_NUL = r"^[^\x00]*$"  # logsvc.middleware.NulParameterMiddleware refuses a NUL in any path or query parameter
 
 
@@ -159,13 +166,11 @@ def declare_parameter_errors(result: dict[str, Any], **kwargs: Any) -> dict[str,
             if not isinstance(operation, dict) or not operation.get("parameters"):
                 continue
             responses = operation.get("responses", {})
-            if "LittlelogsError" in str(responses.get("400", "")):  # DRF's field lists too, not only {"detail"}
+            template = responses.get("400") or responses.get("401") or responses.get("404")
+            if "LittlelogsError" in str(template):  # DRF's field lists too, not only {"detail"}
                 responses["400"] = {"description": _WHY[400], "content": {"application/json": {"schema": DRF_ERRORS}}}
-            if "400" in responses:
+            elif "400" in responses:
                 continue
-            template = responses.get("401") or responses.get("404")
-            if template is not None and "LittlelogsError" in str(template):
-                responses["400"] = {"description": _WHY[400], "content": {"application/json": {"schema": DRF_ERRORS}}}
             elif template is not None:
                 responses["400"] = {**template, "description": _WHY[400]}
             else:

@@ -96,12 +96,12 @@ def page_by_ids(queryset: QuerySet[Any] | list[Any], offset: int, limit: int) ->
     return [by_id[pk] for pk in ids if pk in by_id]
 
 
-def fit_page(sizes: list[int], limit: int) -> int:
-    """How many of the rows with these sizes (in page order) one page holds: at most limit, and no more than
+def fit_page(rows: list[tuple[int, int]], limit: int) -> list[int]:
+    """The ids of the (id, size) rows, in page order, that one page holds: at most limit, and no more than
     PAGE_MAX_BYTES of them once the first is in, so a page of a thousand 256 KB rows is not 256 MB."""
     total = 0
-    for count, size in enumerate(sizes[:limit]):
+    for count, (_, size) in enumerate(rows[:limit]):
         total += size
         if count and total > settings.PAGE_MAX_BYTES:
-            return count
-    return min(len(sizes), limit)
+            return [pk for pk, _ in rows[:count]]
+    return [pk for pk, _ in rows[:limit]]

@@ -267,18 +267,9 @@ def test_a_right_secret_is_not_counted(app):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_oauth_client_library_is_told_to_slow_down(live_server, monkeypatch):
+def test_an_oauth_client_library_is_told_to_slow_down(live_server, monkeypatch, app):
     """requests-oauthlib, as a client's server would use it, refreshing over HTTP with a guessed secret."""
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the live server speaks http
-    alice = User.objects.create_user("alice", password="alice-password")
-    app = Application.objects.create(
-        name="Logbook",
-        user=alice,
-        client_type=Application.CLIENT_CONFIDENTIAL,
-        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-        redirect_uris="https://example.org/callback",
-        client_secret=SECRET,
-    )
     token = refresh_token(app)
     answers = []
 

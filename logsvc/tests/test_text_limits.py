@@ -34,6 +34,7 @@ from events.validation import CLIENT_ID_MAX, EVENT_NAME_MAX, LOGSTER_TEXT_FIELDS
 from social.models import Comment, Log
 from social.oauth import MAX_REDIRECT_URIS
 from social.serializers import BIO_MAX_LENGTH, CONTENT_MAX_LENGTH
+from social.tests.conftest import session_client
 
 # Characters of each width, none of them Markdown or URL syntax, so what is stored is what was sent.
 ALPHABETS = {
@@ -165,11 +166,7 @@ def test_bytelog_refuses_a_field_one_past_its_cap(bytelog, field, value):
 
 @pytest.fixture
 def alice_session(alice):
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_login(alice)
-    return client
+    return session_client(alice)
 
 
 @EXAMPLES
