@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
 from django.db import models, transaction
 from django.db.models.fields.files import ImageFieldFile
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from PIL import Image, ImageOps, UnidentifiedImageError
 from rest_framework import serializers
 
@@ -122,25 +122,29 @@ class ReencodedImageField(models.ImageField):
     def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
         super().contribute_to_class(cls, name, **kwargs)
         if not cls._meta.abstract:
-            post_init.connect(self._remember_name, sender=cls, weak=False)
+            pre_save.connect(self._remember_name, sender=cls, weak=False)
             post_save.connect(self._drop_replaced_file, sender=cls, weak=False)
             post_delete.connect(self._drop_deleted_file, sender=cls, weak=False)
 
-    # The name the row holds in the database, kept on the instance when it is loaded and after each save.
+    # The name the row holds in the database, read just before a save that may change it: on the save, not on
+    # every load (a post_init receiver would cost each user a timeline page shows).
     def _stored_key(self) -> str:
         return f"_{self.attname}_stored_name"
 
-    def _remember_name(self, instance: models.Model, **kwargs: Any) -> None:
-        # Read from __dict__: going through the descriptor would wrap every loaded row's value in a FieldFile.
-        value = instance.__dict__.get(self.attname)
-        instance.__dict__[self._stored_key()] = getattr(value, "name", value) or ""
+    def _saves_field(self, update_fields: Any) -> bool:
+        return update_fields is None or self.name in update_fields or self.attname in update_fields
+
+    def _remember_name(self, instance: models.Model, update_fields: Any = None, **kwargs: Any) -> None:
+        if instance.pk is None or not self._saves_field(update_fields):
+            return
+        rows = type(instance)._base_manager.using(instance._state.db).filter(pk=instance.pk)
+        instance.__dict__[self._stored_key()] = rows.values_list(self.attname, flat=True).first() or ""
 
     def _drop_replaced_file(self, instance: models.Model, update_fields: Any = None, **kwargs: Any) -> None:
-        if update_fields is not None and self.name not in update_fields and self.attname not in update_fields:
+        if not self._saves_field(update_fields):
             return
-        before = instance.__dict__.get(self._stored_key(), "")
+        before = instance.__dict__.pop(self._stored_key(), "")
         now = getattr(instance, self.attname).name or ""
-        instance.__dict__[self._stored_key()] = now
         if before and before != now:
             self._delete_later(instance, before)
 

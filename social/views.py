@@ -153,7 +153,6 @@ def get_log(log_id: int) -> Log:
 def log_response(request: Request, log: Log, code: int = status.HTTP_200_OK) -> Response:
     """The log as a client sees it now, its comments and likes included."""
     fresh = logs_with_details(Log.objects.filter(pk=log.pk)).get()
-    with_inline([fresh])
     return Response(log_json(fresh, request), status=code)
 
 
@@ -251,7 +250,6 @@ class LogDetailView(LittlelogsView):
     @extend_schema(tags=["littlelogs"], auth=[], responses={200: LogSerializer, **errors(404)})
     def get(self, request: Request, log_id: int) -> Response:
         log = get_object_or_404(logs_with_details(Log.objects.all()), pk=log_id)
-        with_inline([log])
         return Response(log_json(log, request))
 
 
