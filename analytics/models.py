@@ -7,7 +7,6 @@ has seen, so `first_visit` is known without storing who the visitor was.
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +18,7 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone as tz
 
+from logsvc.fields import time_zones
 from logsvc.models import ApiKey
 
 CODE_VALIDATOR = RegexValidator(
@@ -32,7 +32,7 @@ DOMAIN_VALIDATOR = RegexValidator(
 
 
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in time_zones():
         raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Amsterdam or UTC.")
 
 

@@ -11,7 +11,6 @@ a bad value a 400 {"errors": {"<param>": ["..."]}}.
 
 from __future__ import annotations
 
-import functools
 import re
 import zoneinfo
 from datetime import date, datetime, timedelta
@@ -25,6 +24,7 @@ from rest_framework.response import Response
 from analytics import sites, stats
 from analytics.models import Path, Site, StatDay
 from analytics.views import GoatCounterView
+from logsvc.fields import time_zones
 from logsvc.openapi import bounded, error_responses
 from logsvc.pagination import MAX_OFFSET
 
@@ -39,11 +39,6 @@ DETAIL_PAGES = ("browsers", "systems", "sizes", "locations", "campaigns", "topre
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
 
 
 class Params:
@@ -105,7 +100,7 @@ class Params:
         raw = self.get("tz")
         if raw is None:
             return site.timezone
-        if raw not in _zones():
+        if raw not in time_zones():
             self.error("tz", f"Unknown time zone {raw!r}; use an IANA name such as Europe/Amsterdam or UTC.")
             return site.timezone
         return raw
@@ -227,7 +222,7 @@ def _range_parameters(*extra: OpenApiParameter) -> list[OpenApiParameter]:
         ),
         OpenApiParameter(
             "tz",
-            {"type": "string", "enum": ["", *sorted(_zones())]},
+            {"type": "string", "enum": ["", *sorted(time_zones())]},
             description="IANA time zone of the days and hours. Default (or empty): the site's.",
         ),
         *extra,

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from django.db import DatabaseError, transaction
 from django.test import Client
+from rest_framework.test import APIClient
 
 from analytics.models import Domain, Site
 from conftest import make_key
@@ -179,3 +180,25 @@ def test_the_dashboard_answers_dates_it_cannot_show_with_its_default_range(clien
     assert response.status_code == 200, response.content[:300]
     assert response["Content-Type"].startswith("text/html")
     assert "showing the last 30 days instead" in response.content.decode()
+
+
+def test_a_zone_only_python_knows_is_refused_everywhere(settings, alice):
+    """Debian's zone files include "localtime", which Python lists and PostgreSQL's own zone data (the embedded
+    server's) lacks: the contract fuzzing sent it as stats' tz and got a 500 on the embedded server."""
+    settings.ALLOWED_HOSTS = ["*"]
+    site = Site.objects.create(code="zones", owner=alice)
+    Domain.objects.create(site=site, domain="zones.example")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(alice)}")
+    for url in ("/api/v0/stats/total", "/api/v0/stats/hits"):
+        r = api.get(url, {"tz": "localtime"}, HTTP_HOST="zones.example")
+        assert r.status_code == 400 and list(r.json()["errors"]) == ["tz"]
+    r = api.patch(f"/api/v0/sites/{site.pk}", {"settings": {"timezone": "localtime"}}, format="json")
+    assert r.status_code == 400
+    site.refresh_from_db()
+    assert site.timezone == "UTC"
+    browser = APIClient()
+    browser.force_login(alice)
+    r = browser.patch("/api/1/users/$self/", {"timezone": "localtime"}, format="json")
+    assert r.status_code == 400 and "timezone" in r.json()
+    assert b'"localtime"' not in APIClient().get("/api.json").content  # nor offered in the document's lists
