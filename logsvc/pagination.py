@@ -23,18 +23,27 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     default_limit = 20
     max_limit = 100
 
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
+        self.read_page_parameters(queryset, request, view)
+        # Unlike DRF, always read the page: a counter that is behind must not hide rows that exist.
+        return page_by_ids(queryset, self.offset, self.limit)
+
+    def paginate_ids(self, queryset: Any, request: Request, view: Any = None) -> list[int]:
+        """Only the page's ids, for views that build their rows themselves (social.pages): of a QuerySet of
+        models, their pks; of a flat values_list() or anything else that slices, what its slice holds."""
+        self.read_page_parameters(queryset, request, view)
+        if isinstance(queryset, QuerySet) and not queryset._fields:
+            queryset = queryset.values_list("pk", flat=True)
+        return list(queryset[self.offset : self.offset + self.limit])
+
+    def read_page_parameters(self, queryset: Any, request: Request, view: Any) -> None:
         self.view = view
         self.request = request
         self.limit = self.get_limit(request)
-        if self.limit is None:
-            return None
         self.count = self.get_count(queryset)
         self.offset = self.get_offset(request)
         if self.count > self.limit and self.template is not None:
             self.display_page_controls = True
-        # Unlike DRF, always read the page: a counter that is behind must not hide rows that exist.
-        return page_by_ids(queryset, self.offset, self.limit)
 
     def get_limit(self, request: Request) -> int:
         """1 or more (more than max_limit gives max_limit, as DRF does); anything else is a 400, not ignored."""

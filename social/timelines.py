@@ -15,7 +15,6 @@ from django.db import connection
 
 from logsvc.models import User
 from social.models import Counter, Follow, Log
-from social.serializers import logs_with_details
 
 
 def _authors_sql() -> str:
@@ -69,8 +68,7 @@ class HomeTimeline:
             cursor.execute(sql, params)
             return [row[0] for row in cursor.fetchall()]
 
-    def __getitem__(self, page: slice) -> list[Log]:
+    def __getitem__(self, page: slice) -> list[int]:
+        """The ids of a page's logs."""
         offset = page.start or 0
-        ids = self.ids(offset, (page.stop or offset) - offset)
-        found = {log.pk: log for log in logs_with_details(Log.objects.filter(pk__in=ids))}
-        return [found[pk] for pk in ids if pk in found]
+        return self.ids(offset, (page.stop or offset) - offset)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import Lower
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -27,6 +28,7 @@ from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
 from social import services
 from social.models import Activity, Comment, Counter, Follow, Like, Log, LogTag, Tag
+from social.pages import activity_json, comments_json, logs_json
 from social.serializers import (
     LIKE_FIELDS,
     ActivitySerializer,
@@ -38,16 +40,9 @@ from social.serializers import (
     ProfileSerializer,
     TagSerializer,
     UserSerializer,
-    activity_json,
-    activity_with_details,
-    comment_json,
-    comments_with_details,
     like_json,
-    log_json,
-    logs_with_details,
     tag_json,
     user_json,
-    with_inline,
 )
 from social.timelines import HomeTimeline
 
@@ -138,6 +133,10 @@ class LittlelogsView(APIView):
     def get_throttles(self) -> list[Any]:
         return [] if self.request.method in permissions.SAFE_METHODS else super().get_throttles()
 
+    def page_ids(self, queryset: Any) -> list[int]:
+        """The ids of the requested page's rows (social.pages builds the rows)."""
+        return self.paginator.paginate_ids(queryset, self.request, view=self)
+
 
 def source_of(request: Request) -> str:
     """The OAuth app a log or comment was posted from; blank for the website (a session)."""
@@ -150,10 +149,12 @@ def get_log(log_id: int) -> Log:
     return get_object_or_404(Log.objects.select_related("user"), pk=log_id)
 
 
-def log_response(request: Request, log: Log, code: int = status.HTTP_200_OK) -> Response:
+def log_response(request: Request, log_id: int, code: int = status.HTTP_200_OK) -> Response:
     """The log as a client sees it now, its comments and likes included."""
-    fresh = logs_with_details(Log.objects.filter(pk=log.pk)).get()
-    return Response(log_json(fresh, request), status=code)
+    found = logs_json([log_id], request)
+    if not found:
+        raise Http404("No Log matches the given query.")
+    return Response(found[0], status=code)
 
 
 # --- Timelines and log lists ----------------------------------------------------------------------
@@ -173,9 +174,7 @@ class LogListView(LittlelogsView, generics.ListAPIView):
         return Counter.objects.value(Counter.Kind.LOGS)
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(logs_with_details(self.get_queryset()))
-        with_inline(page)
-        return self.get_paginated_response([log_json(log, request) for log in page])
+        return self.get_paginated_response(logs_json(self.page_ids(self.get_queryset()), request))
 
 
 @extend_schema_view(get=list_schema(LogSerializer, 401, 403))
@@ -189,11 +188,6 @@ class HomeTimelineView(LogListView):
 
     def get_count(self, queryset: HomeTimeline) -> int:
         return queryset.count()
-
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(self.get_queryset())  # already with details, see social.timelines
-        with_inline(page)
-        return self.get_paginated_response([log_json(log, request) for log in page])
 
 
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
@@ -216,7 +210,7 @@ class TagLogListView(LogListView):
     def get_queryset(self) -> QuerySet[Log]:
         self.tag = get_tag(self.kwargs["tag"])
         # LogTag holds each log's time: the page is a range of the (tag, -created, -log) index
-        return Log.objects.filter(logtag__tag=self.tag).order_by("-logtag__created", "-logtag__log")
+        return LogTag.objects.filter(tag=self.tag).order_by("-created", "-log").values_list("log_id", flat=True)
 
     def get_count(self, queryset: QuerySet[Log]) -> int:
         return Counter.objects.value(Counter.Kind.TAG_LOGS, self.tag.pk)
@@ -235,9 +229,7 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
         return Counter.objects.value(Counter.Kind.ACTIVITY, self.request.user.pk)
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(activity_with_details(self.get_queryset()))
-        with_inline(item.log for item in page if item.log)
-        return self.get_paginated_response([activity_json(item, request) for item in page])
+        return self.get_paginated_response(activity_json(self.page_ids(self.get_queryset()), request))
 
 
 # --- One log: read, create, preview, delete, comment, like ----------------------------------------
@@ -249,8 +241,7 @@ class LogDetailView(LittlelogsView):
 
     @extend_schema(tags=["littlelogs"], auth=[], responses={200: LogSerializer, **errors(404)})
     def get(self, request: Request, log_id: int) -> Response:
-        log = get_object_or_404(logs_with_details(Log.objects.all()), pk=log_id)
-        return Response(log_json(log, request))
+        return log_response(request, log_id)
 
 
 @extend_schema_view(get=list_schema(CommentSerializer, 404, public=True))
@@ -265,8 +256,7 @@ class CommentListView(LittlelogsView, generics.ListAPIView):
         return Comment.objects.filter(log=log).order_by("created", "id")
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        page = self.paginate_queryset(comments_with_details(self.get_queryset()))
-        return self.get_paginated_response([comment_json(comment, request) for comment in page])
+        return self.get_paginated_response(comments_json(self.page_ids(self.get_queryset()), request))
 
 
 @extend_schema_view(get=list_schema(LikeSerializer, 404, public=True))
@@ -300,7 +290,7 @@ class LogCreateView(LittlelogsView, generics.GenericAPIView):
             source=source_of(request),
             rendered=serializer.rendered,
         )
-        return log_response(request, log, status.HTTP_201_CREATED)
+        return log_response(request, log.pk, status.HTTP_201_CREATED)
 
 
 class LogPreviewView(LittlelogsView, generics.GenericAPIView):
@@ -345,7 +335,7 @@ class CommentCreateView(LittlelogsView, generics.GenericAPIView):
             source=source_of(request),
             rendered=serializer.rendered,
         )
-        return log_response(request, log, status.HTTP_201_CREATED)
+        return log_response(request, log.pk, status.HTTP_201_CREATED)
 
 
 class CommentDeleteView(LittlelogsView):
@@ -363,7 +353,7 @@ class LikeView(LittlelogsView):
     def post(self, request: Request, log_id: int) -> Response:
         log = get_log(log_id)
         services.like_log(log=log, user=request.user)
-        return log_response(request, log, status.HTTP_201_CREATED)
+        return log_response(request, log.pk, status.HTTP_201_CREATED)
 
 
 class UnlikeView(LittlelogsView):

@@ -69,6 +69,17 @@ def size(client, url: str) -> int:
     return len(r.content)
 
 
+def size_but_ids(client, url: str) -> int:
+    """The body's size with every id as 0: new rows' ids may have more digits (99 -> 100) on a busy database."""
+
+    def zeroed(value):
+        if isinstance(value, dict):
+            return {key: 0 if key == "id" else zeroed(item) for key, item in value.items()}
+        return [zeroed(item) for item in value] if isinstance(value, list) else value
+
+    return len(orjson.dumps(zeroed(client.get(url).json())))
+
+
 def test_a_worst_body_is_as_large_as_the_bounds_allow(db):
     bodies = worst_bodies()
     assert len(bodies) >= 4
@@ -90,6 +101,7 @@ def test_a_log_stops_growing_with_its_comments_and_likes(anon_client, worst):
     for number in range(LIKES_INLINE):
         services.like_log(log=log, user=big_user(f"a{number}"))
     full = size(anon_client, url)
+    full_but_ids = size_but_ids(anon_client, url)
 
     for _ in range(7):
         services.add_comment(log=log, user=commenter, markdown=worst)
@@ -99,7 +111,7 @@ def test_a_log_stops_growing_with_its_comments_and_likes(anon_client, worst):
     body = anon_client.get(url).json()
     assert len(body["comments"]) == COMMENTS_INLINE and body["comments_count"] == COMMENTS_INLINE + 7
     assert len(body["likes"]) == LIKES_INLINE and body["likes_count"] == LIKES_INLINE + 10
-    assert size(anon_client, url) <= full + 2  # only the counts' digits
+    assert size_but_ids(anon_client, url) <= full_but_ids + 2  # only the counts' digits
     assert full <= LOG_MAX_BYTES
 
 

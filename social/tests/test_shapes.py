@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from social import serializers
+from social import pages, serializers
 from social.models import Activity
 from social.tests.conftest import post
 
@@ -19,22 +19,33 @@ def test_the_documented_shapes_match_what_is_sent(rf, alice, charlie):
     request = Request(rf.get("/"))
     log = post(alice, "#x @charlie")
     services.add_comment(log=log, user=charlie, markdown="@alice")
-    log = serializers.logs_with_details(type(log).objects.filter(pk=log.pk)).get()
-    body = serializers.log_json(log, request)
+    [body] = pages.logs_json([log.pk], request)
     assert set(body) == fields(serializers.LogSerializer)
     assert set(body["user"]) == fields(serializers.UserSerializer)
     assert set(body["comments"][0]) == fields(serializers.CommentSerializer)
-    item = serializers.activity_with_details(Activity.objects.all()).get(recipient=alice)
-    assert set(serializers.activity_json(item, request)) == fields(serializers.ActivitySerializer)
+    [item] = pages.activity_json([Activity.objects.get(recipient=alice, type="comment").pk], request)
+    assert set(item) == fields(serializers.ActivitySerializer)
+    assert set(item["log"]) == fields(serializers.LogSerializer)
+    assert set(item["comment"]) == fields(serializers.CommentSerializer)
 
 
-def test_times_are_whole_seconds_in_utc(alice):
-    from datetime import UTC, datetime
+def test_times_are_whole_seconds_in_utc(rf, alice):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from rest_framework.request import Request
 
     assert serializers.iso(datetime(2015, 11, 2, 0, 23, 27, 123456, tzinfo=UTC)) == "2015-11-02T00:23:27Z"
+    # pages have PostgreSQL format them: the same text, cut (not rounded) to the second
+    log = post(alice, "late")
+    melbourne = timezone(timedelta(hours=11))
+    type(log).objects.filter(pk=log.pk).update(created=datetime(2015, 11, 2, 11, 23, 27, 999999, tzinfo=melbourne))
+    [body] = pages.logs_json([log.pk], Request(rf.get("/")))
+    assert body["created"] == "2015-11-02T00:23:27Z"
 
 
 def test_every_activity_type_has_a_sentence(alice, charlie):
     for kind in Activity.Type:
-        item = Activity(type=kind, originator=charlie, recipient=alice)
-        assert serializers.activity_text(item).startswith("charlie ")
+        assert pages.activity_text(kind, "charlie", on_comment=False).startswith("charlie ")
+    assert (
+        pages.activity_text(Activity.Type.MENTION, "charlie", on_comment=True) == "charlie mentioned you in a comment"
+    )
