@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.staticfiles import finders
 from django.core.files.storage import FileSystemStorage
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
@@ -26,6 +27,8 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
         try:
             return super().url(name, force)
         except ValueError:
+            if not finders.find(name):
+                raise  # no such file at all: WhiteNoise asks for such names at start-up, and expects this
             logger.warning("%s is not in %s: run `manage.py collectstatic`", name, self.location)
             self.uncollected.add(name)
             return FileSystemStorage.url(self, name)

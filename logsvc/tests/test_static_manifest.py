@@ -53,3 +53,14 @@ def test_after_collectstatic_the_api_links_the_hashed_file(production_static, al
         "http://testserver/static/social/avatar.svg"
     )
     assert (production_static / avatar.removeprefix("http://testserver/static/")).exists()
+
+
+def test_a_file_that_exists_nowhere_is_still_an_error_and_not_logged(production_static, caplog):
+    """WhiteNoise asks for names without their hash (bootstrap.min.css -> bootstrap.css) at start-up and takes
+    a ValueError as "no such file": those are not warned about, once per worker, as missing from the manifest."""
+    from django.contrib.staticfiles.storage import staticfiles_storage
+
+    call_command("collectstatic", "--no-input", verbosity=0)
+    with caplog.at_level(logging.WARNING, logger="logsvc.staticfiles"), pytest.raises(ValueError):
+        staticfiles_storage.url("rest_framework/css/bootstrap.css")
+    assert not [r for r in caplog.records if r.name == "logsvc.staticfiles"]
