@@ -52,11 +52,11 @@ def _mentions(through: type, owner: str, alias: str) -> str:
     )
 
 
-def _latest(model: type[Comment | Like], limit: int, columns: str) -> str:
-    """Each of the given logs' latest `limit` rows of model, as `k`: an index range per log (LATERAL)."""
+def _latest(model: type[Comment | Like], limit: int, alias: str) -> str:
+    """Each of the given logs' latest `limit` rows of model, as `alias`: an index range per log (LATERAL)."""
     return (
-        f"unnest(%s::bigint[]) AS p(id) CROSS JOIN LATERAL (SELECT {columns} FROM {model._meta.db_table} "
-        f"WHERE log_id = p.id ORDER BY created DESC, id DESC LIMIT {int(limit)}) AS k"
+        f"unnest(%s::bigint[]) AS p(id) CROSS JOIN LATERAL (SELECT * FROM {model._meta.db_table} "
+        f"WHERE log_id = p.id ORDER BY created DESC, id DESC LIMIT {int(limit)}) AS {alias}"
     )
 
 
@@ -74,18 +74,18 @@ COMMENT_COLUMNS = (
 COMMENTS_SQL = f"SELECT {COMMENT_COLUMNS} FROM {Comment._meta.db_table} c WHERE c.id = ANY(%s::bigint[])"
 # oldest first within each log, as a log shows them
 LATEST_COMMENTS_SQL = (
-    f"SELECT {COMMENT_COLUMNS} FROM {_latest(Comment, COMMENTS_INLINE, '*')} "
-    f"JOIN {Comment._meta.db_table} c ON c.id = k.id ORDER BY c.log_id, c.created, c.id"
+    f"SELECT {COMMENT_COLUMNS} FROM {_latest(Comment, COMMENTS_INLINE, 'c')} ORDER BY c.log_id, c.created, c.id"
 )
 LATEST_LIKES_SQL = (
-    f"SELECT k.log_id, u.username, {iso_sql('k.created')} FROM {_latest(Like, LIKES_INLINE, 'id, log_id, user_id, created')} "
+    f"SELECT k.log_id, u.username, {iso_sql('k.created')} FROM {_latest(Like, LIKES_INLINE, 'k')} "
     f"JOIN {USERS} u ON u.id = k.user_id ORDER BY k.log_id, k.created, k.id"
 )
 USER_COLUMNS = ("id", "username", "first_name", "last_name", "bio", "url", "location", "avatar", "timezone")
 USERS_SQL = f"SELECT {', '.join(USER_COLUMNS)} FROM {USERS} WHERE id = ANY(%s::bigint[])"
+# (no join for the originator's name: it is among the page's users, and joining made PostgreSQL hash all users)
 ACTIVITY_SQL = (
-    f"SELECT a.id, {iso_sql('a.created')}, a.type, a.originator_id, u.username, a.log_id, a.comment_id "
-    f"FROM {Activity._meta.db_table} a JOIN {USERS} u ON u.id = a.originator_id WHERE a.id = ANY(%s::bigint[])"
+    f"SELECT a.id, {iso_sql('a.created')}, a.type, a.originator_id, a.log_id, a.comment_id "
+    f"FROM {Activity._meta.db_table} a WHERE a.id = ANY(%s::bigint[])"
 )
 
 ACTIVITY_TEXT = {
@@ -236,26 +236,27 @@ def activity_json(ids: Sequence[int], request: Request) -> list[dict[str, Any]]:
     page = Page(request)
     rows = _rows(ACTIVITY_SQL, ids)
     page.user_ids.update(row[3] for row in rows)
-    page.fetch_logs(row[5] for row in rows if row[5])
-    page.fetch_comments(row[6] for row in rows if row[6])
+    page.fetch_logs(row[4] for row in rows if row[4])
+    page.fetch_comments(row[5] for row in rows if row[5])
     page.fetch_users()
     found = {row[0]: row for row in rows}
     items = []
     for pk in ids:
         if pk not in found:
             continue
-        _, created, kind, originator_id, originator, log_id, comment_id = found[pk]
+        _, created, kind, originator_id, log_id, comment_id = found[pk]
+        originator = page.users.get(originator_id)
         log = page.log(log_id) if log_id else None
         comment = page.comment(page.comments[comment_id]) if comment_id in page.comments else None
-        if originator_id not in page.users or (log_id and not log) or (comment_id and not comment):
+        if not originator or (log_id and not log) or (comment_id and not comment):
             continue  # deleted while the page was read: its notification goes with it
         items.append(
             {
                 "id": pk,
                 "created": created,
                 "type": kind,
-                "content": activity_text(kind, originator, comment_id is not None),
-                "originator": page.users[originator_id],
+                "content": activity_text(kind, originator["username"], comment_id is not None),
+                "originator": originator,
                 "log": log,
                 "comment": comment,
             }
