@@ -74,17 +74,24 @@ def batch_items(data: Any, noun: str) -> list[Any]:
 LOGSTER_ERRORS = error_responses("logster", 400, 401, 403, 411, 413, 415, 429)
 
 
-def log_message_json(message: LogMessage) -> dict[str, Any]:
+# What a message shows, read as values() rows: a page of 100 model instances cost more CPU than its query.
+LOG_MESSAGE_FIELDS = (
+    "pk", "message", "exception", "stack_trace", "severity", "category", "application", "user", "created"
+)  # fmt: skip
+
+
+def log_message_json(message: dict[str, Any]) -> dict[str, Any]:
+    """The seed's message, from a LOG_MESSAGE_FIELDS row."""
     return {
-        "MessageId": str(message.pk),
-        "Message": message.message,
-        "Exception": message.exception,
-        "StackTrace": message.stack_trace,
-        "Severity": message.severity,
-        "Category": message.category,
-        "Application": message.application,
-        "User": message.user,
-        "Created": iso(message.created),
+        "MessageId": str(message["pk"]),
+        "Message": message["message"],
+        "Exception": message["exception"],
+        "StackTrace": message["stack_trace"],
+        "Severity": message["severity"],
+        "Category": message["category"],
+        "Application": message["application"],
+        "User": message["user"],
+        "Created": iso(message["created"]),
     }
 
 
@@ -94,8 +101,8 @@ TEXT_SIZE = sum(
 )
 
 
-def encode_cursor(message: LogMessage) -> str:
-    return base64.urlsafe_b64encode(f"{message.created.isoformat()}|{message.pk}".encode()).decode()
+def encode_cursor(message: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(f"{message['created'].isoformat()}|{message['pk']}".encode()).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
@@ -158,7 +165,7 @@ class LogMessageListView(APIView):
         messages = messages.order_by("-created", "-pk")
         sizes = list(messages.values_list("pk", TEXT_SIZE)[: limit + 1])
         chosen = fit_page(sizes, limit)
-        page = list(LogMessage.objects.filter(pk__in=chosen).defer("search").order_by("-created", "-pk"))
+        page = list(LogMessage.objects.filter(pk__in=chosen).order_by("-created", "-pk").values(*LOG_MESSAGE_FIELDS))
         next_url = None
         if len(sizes) > len(chosen):
             query = params.copy()
@@ -205,7 +212,9 @@ class LogMessageDetailView(APIView):
         responses={200: StoredLogMessageSerializer, **error_responses("logster", 401, 403, 404, 429)},
     )
     def get(self, request: Request, message_id: int) -> Response:
-        message = get_object_or_404(LogMessage.objects.owned_by(request.user).defer("search"), pk=message_id)
+        message = get_object_or_404(
+            LogMessage.objects.owned_by(request.user).values(*LOG_MESSAGE_FIELDS), pk=message_id
+        )
         return Response(log_message_json(message))
 
 

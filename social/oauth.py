@@ -20,9 +20,11 @@ import hashlib
 from urllib.parse import unquote_plus, urlsplit
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path, reverse_lazy
 from django.utils.decorators import method_decorator
@@ -37,6 +39,42 @@ from logsvc import signin
 Application = get_application_model()
 Grant = get_grant_model()
 AccessToken = get_access_token_model()
+User = get_user_model()
+
+TOKEN_MODELS = (AccessToken, Application, User)
+
+
+def _columns(model: type[Model], alias: str) -> str:
+    return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in model._meta.concrete_fields)
+
+
+TOKEN_SQL = (
+    f"SELECT {_columns(AccessToken, 't')}, {_columns(Application, 'a')}, {_columns(User, 'u')} "
+    f"FROM {AccessToken._meta.db_table} t "
+    f"LEFT JOIN {Application._meta.db_table} a ON a.id = t.application_id "
+    f"LEFT JOIN {User._meta.db_table} u ON u.id = t.user_id WHERE t.token_checksum = %s"
+)
+
+
+def _instances(row: tuple, models: tuple[type[Model], ...]) -> list[Model | None]:
+    """Model instances from a row of their concrete fields' columns, one model after another, as the ORM
+    would make them (from_db, each field's from_db_value); None for a LEFT JOIN that found nothing."""
+    instances: list[Model | None] = []
+    start = 0
+    for model in models:
+        fields = model._meta.concrete_fields
+        values = row[start : start + len(fields)]
+        start += len(fields)
+        if values[0] is None:
+            instances.append(None)
+            continue
+        values = [
+            field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+            for field, value in zip(fields, values, strict=True)
+        ]
+        instances.append(model.from_db(connection.alias, [field.attname for field in fields], values))
+    return instances
+
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 REDIRECT_URI_RULE = (
@@ -84,13 +122,19 @@ class OAuth2Validator(ToolkitValidator):
         )
 
     def _load_access_token(self, token):
-        # The toolkit's own, with get() for first(): the checksum is unique, and first()'s ORDER BY and LIMIT
-        # cost ~1 ms of CPU on every request with a token (a third of a timeline page's).
+        """The toolkit's query (the token by its checksum, with its application and user) in plain SQL: the ORM's
+        select_related() of three wide models cost ~2 ms of CPU on every request with a token, a third of a
+        timeline page's; this costs ~0.3 ms."""
         checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        try:
-            return AccessToken.objects.select_related("application", "user").get(token_checksum=checksum)
-        except AccessToken.DoesNotExist:
+        with connection.cursor() as cursor:
+            cursor.execute(TOKEN_SQL, [checksum])
+            row = cursor.fetchone()
+        if row is None:
             return None
+        access_token, application, user = _instances(row, TOKEN_MODELS)
+        AccessToken._meta.get_field("application").set_cached_value(access_token, application)
+        AccessToken._meta.get_field("user").set_cached_value(access_token, user)
+        return access_token
 
     def validate_bearer_token(self, token, scopes, request):
         # The toolkit takes a deactivated user's token; their session and API keys stop working, so must it.

@@ -84,3 +84,18 @@ def test_a_token_writes_as_its_user(charlie):
 def test_a_token_cannot_delete_someone_elses_log(alice, charlie):
     log = post(alice)
     assert token_client(charlie).delete(f"/api/1/logs/{log.pk}/delete/").status_code == 403
+
+
+def test_a_token_is_read_with_its_app_and_user_in_one_query(alice, django_assert_num_queries):
+    """The token, its application (whose name a post records as its source) and its user in one query: the
+    request needs no other to know who is asking and with which app."""
+    client = token_client(alice, app_name="Logbook")
+    with django_assert_num_queries(1):
+        r = client.get("/api/1/users/$self/")
+    assert r.status_code == 200 and r.json()["username"] == "alice"
+    token = AccessToken.objects.get(user=alice)
+    r = client.post("/api/1/logs/create/", {"content": "from the app"}, format="json")
+    assert r.status_code == 201 and r.json()["source"] == "Logbook"
+    assert Log.objects.get(pk=r.json()["id"]).source == "Logbook"
+    token.application.delete()  # its tokens go with it
+    assert client.get("/api/1/users/$self/").status_code == 401
