@@ -193,27 +193,29 @@ class HomeTimelineView(LogListView):
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
 class UserLogListView(LogListView):
     def get_queryset(self) -> QuerySet[Log]:
-        self.author = get_object_or_404(User, username=self.kwargs["username"])
-        return Log.objects.filter(user=self.author).order_by("-created", "-id")
+        # the author's id only: the page's users are read with the page
+        self.author_id = get_object_or_404(User.objects.values_list("pk", flat=True), username=self.kwargs["username"])
+        return Log.objects.filter(user_id=self.author_id).order_by("-created", "-id")
 
     def get_count(self, queryset: QuerySet[Log]) -> int:
-        return Counter.objects.value(Counter.Kind.USER_LOGS, self.author.pk)
+        return Counter.objects.value(Counter.Kind.USER_LOGS, self.author_id)
 
 
-def get_tag(name: str) -> Tag:
+def get_tag_id(name: str) -> int:
     # Lower(name) is what the unique index holds, so this is an index lookup
-    return get_object_or_404(Tag.objects.alias(lower_name=Lower("name")), lower_name=name.lower())
+    tags = Tag.objects.alias(lower_name=Lower("name")).values_list("pk", flat=True)
+    return get_object_or_404(tags, lower_name=name.lower())
 
 
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
 class TagLogListView(LogListView):
     def get_queryset(self) -> QuerySet[Log]:
-        self.tag = get_tag(self.kwargs["tag"])
+        self.tag_id = get_tag_id(self.kwargs["tag"])
         # LogTag holds each log's time: the page is a range of the (tag, -created, -log) index
-        return LogTag.objects.filter(tag=self.tag).order_by("-created", "-log").values_list("log_id", flat=True)
+        return LogTag.objects.filter(tag_id=self.tag_id).order_by("-created", "-log").values_list("log_id", flat=True)
 
     def get_count(self, queryset: QuerySet[Log]) -> int:
-        return Counter.objects.value(Counter.Kind.TAG_LOGS, self.tag.pk)
+        return Counter.objects.value(Counter.Kind.TAG_LOGS, self.tag_id)
 
 
 @extend_schema_view(get=list_schema(ActivitySerializer, 401, 403))
