@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
 from typing import Any
 
 from django.db import connection
@@ -36,20 +37,11 @@ AVATARS = User._meta.get_field("avatar").storage
 TAGS = Tag._meta.db_table
 
 
-def _names(through: type, owner: str, alias: str) -> str:
-    """The names of a row's tags, in case-insensitive order (as the tag list), as an array."""
-    return (
-        f"ARRAY(SELECT t.name FROM {through._meta.db_table} x JOIN {TAGS} t ON t.id = x.tag_id "
-        f"WHERE x.{owner} = {alias}.id ORDER BY lower(t.name))"
-    )
-
-
-def _mentions(through: type, owner: str, alias: str) -> str:
-    """The usernames a row mentions, alphabetically, as an array."""
-    return (
-        f"ARRAY(SELECT u.username FROM {through._meta.db_table} x JOIN {USERS} u ON u.id = x.user_id "
-        f"WHERE x.{owner} = {alias}.id ORDER BY u.username)"
-    )
+def _ids(through: type, owner: str, target: str, alias: str) -> str:
+    """The ids of a row's tags or mentioned users, as an array: an index range, no join. Their names and order
+    come from the page's one query for tags and one for users (joining tags here made PostgreSQL scan all tags
+    once per log: 1.7 ms of database CPU a page, 0.6 ms without)."""
+    return f"ARRAY(SELECT x.{target} FROM {through._meta.db_table} x WHERE x.{owner} = {alias}.id)"
 
 
 def _latest(model: type[Comment | Like], limit: int, alias: str) -> str:
@@ -62,14 +54,15 @@ def _latest(model: type[Comment | Like], limit: int, alias: str) -> str:
 
 LOGS_SQL = (
     f"SELECT l.id, {iso_sql('l.created')}, l.user_id, l.source, l.content, "
-    f"{_names(LogTag, 'log_id', 'l')}, {_mentions(Log.mentions.through, 'log_id', 'l')}, "
+    f"{_ids(LogTag, 'log_id', 'tag_id', 'l')}, {_ids(Log.mentions.through, 'log_id', 'user_id', 'l')}, "
     f"(SELECT count(*) FROM {Comment._meta.db_table} WHERE log_id = l.id), "
     f"(SELECT count(*) FROM {Like._meta.db_table} WHERE log_id = l.id) "
     f"FROM {Log._meta.db_table} l WHERE l.id = ANY(%s::bigint[])"
 )
 COMMENT_COLUMNS = (
     f"c.id, c.log_id, {iso_sql('c.created')}, c.user_id, c.content, c.source, "
-    f"{_names(Comment.tags.through, 'comment_id', 'c')}, {_mentions(Comment.mentions.through, 'comment_id', 'c')}"
+    f"{_ids(Comment.tags.through, 'comment_id', 'tag_id', 'c')}, "
+    f"{_ids(Comment.mentions.through, 'comment_id', 'user_id', 'c')}"
 )
 COMMENTS_SQL = f"SELECT {COMMENT_COLUMNS} FROM {Comment._meta.db_table} c WHERE c.id = ANY(%s::bigint[])"
 # oldest first within each log, as a log shows them
@@ -81,7 +74,10 @@ LATEST_LIKES_SQL = (
     f"JOIN {USERS} u ON u.id = k.user_id ORDER BY k.log_id, k.created, k.id"
 )
 USER_COLUMNS = ("id", "username", "first_name", "last_name", "bio", "url", "location", "avatar", "timezone")
-USERS_SQL = f"SELECT {', '.join(USER_COLUMNS)} FROM {USERS} WHERE id = ANY(%s::bigint[])"
+# In the order mentions are listed (by username), as are tags (case-insensitively, as the tag list): lower(name)
+# and username are unique, so each row's tags and mentions are in the order of the page's.
+USERS_SQL = f"SELECT {', '.join(USER_COLUMNS)} FROM {USERS} WHERE id = ANY(%s::bigint[]) ORDER BY username"
+TAGS_SQL = f"SELECT id, name FROM {TAGS} WHERE id = ANY(%s::bigint[]) ORDER BY lower(name)"
 # (no join for the originator's name: it is among the page's users, and joining made PostgreSQL hash all users)
 ACTIVITY_SQL = (
     f"SELECT a.id, {iso_sql('a.created')}, a.type, a.originator_id, a.log_id, a.comment_id "
@@ -142,7 +138,10 @@ class Page:
         self.latest_comments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         self.latest_likes: dict[int, list[dict[str, str]]] = defaultdict(list)
         self.user_ids: set[int] = set()
-        self.users: dict[int, dict[str, Any]] = {}
+        self.user_rows: dict[int, tuple[Any, ...]] = {}  # by username
+        self.users: dict[int, dict[str, Any]] = {}  # the profiles shown, made on first use (mentions need names only)
+        self.tag_ids: set[int] = set()
+        self.tags: dict[int, str] = {}  # by lower(name)
 
     # --- reading ---
 
@@ -152,13 +151,16 @@ class Page:
         if not wanted:
             return
         rows = _rows(LOGS_SQL, wanted)
-        self.logs.update((row[0], row) for row in rows)
-        self.user_ids.update(row[2] for row in rows)
+        for row in rows:
+            self.logs[row[0]] = row
+            self.user_ids.add(row[2])
+            self.tag_ids.update(row[5])
+            self.user_ids.update(row[6])
         commented = [row[0] for row in rows if row[7]]
         if commented:
             for row in _rows(LATEST_COMMENTS_SQL, commented):
                 self.latest_comments[row[1]].append(row)
-                self.user_ids.add(row[3])
+                self.add_comment_refs(row)
         liked = [row[0] for row in rows if row[8]]
         if liked:
             for log_id, username, created in _rows(LATEST_LIKES_SQL, liked):
@@ -168,49 +170,80 @@ class Page:
         wanted = sorted(set(ids) - self.comments.keys())
         if not wanted:
             return
-        rows = _rows(COMMENTS_SQL, wanted)
-        self.comments.update((row[0], row) for row in rows)
-        self.user_ids.update(row[3] for row in rows)
+        for row in _rows(COMMENTS_SQL, wanted):
+            self.comments[row[0]] = row
+            self.add_comment_refs(row)
 
-    def fetch_users(self) -> None:
-        wanted = sorted(self.user_ids - self.users.keys())
-        if wanted:
-            avatar_url = avatar_urls(self.request)
-            self.users.update((row[0], user_dict(row, avatar_url)) for row in _rows(USERS_SQL, wanted))
+    def add_comment_refs(self, row: tuple[Any, ...]) -> None:
+        self.user_ids.add(row[3])
+        self.tag_ids.update(row[6])
+        self.user_ids.update(row[7])
+
+    def fetch_names(self) -> None:
+        """The page's users and tags, once each (after the rows that name them)."""
+        if self.tag_ids:
+            self.tags = dict(_rows(TAGS_SQL, sorted(self.tag_ids)))
+        if self.user_ids:
+            self.user_rows = {row[0]: row for row in _rows(USERS_SQL, sorted(self.user_ids))}
+        self.tag_order = {pk: n for n, pk in enumerate(self.tags)}
+        self.user_order = {pk: n for n, pk in enumerate(self.user_rows)}
+
+    @cached_property
+    def avatar_url(self) -> Callable[[str], str]:
+        return avatar_urls(self.request)
+
+    def user(self, pk: int) -> dict[str, Any] | None:
+        """The profile of a user of the page, None for one deleted while the page was read."""
+        if pk not in self.users and pk in self.user_rows:
+            self.users[pk] = user_dict(self.user_rows[pk], self.avatar_url)
+        return self.users.get(pk)
+
+    def tag_names(self, ids: list[int]) -> list[str]:
+        if not ids:
+            return []
+        found = sorted([pk for pk in ids if pk in self.tags], key=self.tag_order.__getitem__)
+        return [self.tags[pk] for pk in found]
+
+    def usernames(self, ids: list[int]) -> list[str]:
+        if not ids:
+            return []
+        found = sorted([pk for pk in ids if pk in self.user_rows], key=self.user_order.__getitem__)
+        return [self.user_rows[pk][1] for pk in found]
 
     # --- building (None for a row whose author was deleted while the page was read) ---
 
     def comment(self, row: tuple[Any, ...]) -> dict[str, Any] | None:
         pk, _, created, user_id, content, source, tags, mentions = row
-        if user_id not in self.users:
+        user = self.user(user_id)
+        if user is None:
             return None
         return {
             "id": pk,
             "created": created,
-            "user": self.users[user_id],
+            "user": user,
             "content": content,
             "source": source or None,
-            "tags": tags,
-            "mentions": mentions,
+            "tags": self.tag_names(tags),
+            "mentions": self.usernames(mentions),
         }
 
     def log(self, pk: int) -> dict[str, Any] | None:
         """The seed's log, with its latest COMMENTS_INLINE comments and LIKES_INLINE likes, oldest first, and
         how many there are in all."""
-        if pk not in self.logs or self.logs[pk][2] not in self.users:
+        if pk not in self.logs or (user := self.user(self.logs[pk][2])) is None:
             return None
-        _, created, user_id, source, content, tags, mentions, comments_count, likes_count = self.logs[pk]
+        _, created, _, source, content, tags, mentions, comments_count, likes_count = self.logs[pk]
         comments = (self.comment(row) for row in self.latest_comments.get(pk, ()))
         return {
             "id": pk,
             "created": created,
-            "user": self.users[user_id],
+            "user": user,
             "source": source or None,
             "content": content,
             "comments": [comment for comment in comments if comment],
             "comments_count": comments_count,
-            "tags": tags,
-            "mentions": mentions,
+            "tags": self.tag_names(tags),
+            "mentions": self.usernames(mentions),
             "likes": self.latest_likes.get(pk, []),
             "likes_count": likes_count,
         }
@@ -220,14 +253,14 @@ def logs_json(ids: Sequence[int], request: Request) -> list[dict[str, Any]]:
     """The logs of these ids that exist, in this order."""
     page = Page(request)
     page.fetch_logs(ids)
-    page.fetch_users()
+    page.fetch_names()
     return [log for log in map(page.log, ids) if log]
 
 
 def comments_json(ids: Sequence[int], request: Request) -> list[dict[str, Any]]:
     page = Page(request)
     page.fetch_comments(ids)
-    page.fetch_users()
+    page.fetch_names()
     return [comment for pk in ids if pk in page.comments and (comment := page.comment(page.comments[pk]))]
 
 
@@ -238,14 +271,14 @@ def activity_json(ids: Sequence[int], request: Request) -> list[dict[str, Any]]:
     page.user_ids.update(row[3] for row in rows)
     page.fetch_logs(row[4] for row in rows if row[4])
     page.fetch_comments(row[5] for row in rows if row[5])
-    page.fetch_users()
+    page.fetch_names()
     found = {row[0]: row for row in rows}
     items = []
     for pk in ids:
         if pk not in found:
             continue
         _, created, kind, originator_id, log_id, comment_id = found[pk]
-        originator = page.users.get(originator_id)
+        originator = page.user(originator_id)
         log = page.log(log_id) if log_id else None
         comment = page.comment(page.comments[comment_id]) if comment_id in page.comments else None
         if not originator or (log_id and not log) or (comment_id and not comment):
