@@ -44,7 +44,7 @@ BATCH_SIZE = 500
 SEARCH_WORD = "deadlock"  # the generator puts it in SEARCH_WORD_SHARE of the log messages
 SEARCH_WORD_SHARE = 0.02
 
-EVENT_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "created")
+EVENT_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "size", "created")
 LOG_COLUMNS = (
     "owner_id",
     "message",
@@ -160,6 +160,7 @@ class EventFactory:
         """COPY rows of EVENT_COLUMNS, with the values events.services writes for a posted batch."""
         for date in dates:
             item = self.item(date)
+            data = json.dumps(item["data"], separators=(",", ":"))
             yield (
                 owner_id,
                 secrets.token_urlsafe(12),
@@ -167,7 +168,8 @@ class EventFactory:
                 item["name"],
                 item["trace_id"],
                 date,
-                json.dumps(item["data"], separators=(",", ":")),
+                data,
+                len(data.encode()),  # the size events.services keeps at intake, for paging by bytes
                 created,
             )
 
