@@ -44,7 +44,7 @@ BATCH_SIZE = 500
 SEARCH_WORD = "deadlock"  # the generator puts it in SEARCH_WORD_SHARE of the log messages
 SEARCH_WORD_SHARE = 0.02
 
-EVENT_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "created")
+EVENT_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "size", "created")
 LOG_COLUMNS = (
     "owner_id",
     "message",
@@ -160,6 +160,7 @@ class EventFactory:
         """COPY rows of EVENT_COLUMNS, with the values events.services writes for a posted batch."""
         for date in dates:
             item = self.item(date)
+            data = json.dumps(item["data"], separators=(",", ":"))
             yield (
                 owner_id,
                 secrets.token_urlsafe(12),
@@ -167,7 +168,8 @@ class EventFactory:
                 item["name"],
                 item["trace_id"],
                 date,
-                json.dumps(item["data"], separators=(",", ":")),
+                data,
+                len(data.encode()),  # the size events.services keeps at intake, for paging by bytes
                 created,
             )
 
@@ -739,25 +741,35 @@ class Bench:
         run_wrk(url, script, seconds=self.args.warmup, **wrk)
         rows_before = count() if count else 0
         server_pids, pg_pids = self.gunicorn.pids(), self.postgres_pids()
-        cpu0 = sum(map(process_cpu, server_pids)), sum(map(process_cpu, pg_pids)), host_cpu()
+        before, host0 = {pid: process_cpu(pid) for pid in server_pids + pg_pids}, host_cpu()
         result = run_wrk(url, script, seconds=seconds, **wrk)
-        cpu1 = sum(map(process_cpu, server_pids)), sum(map(process_cpu, pg_pids)), host_cpu()
+        after, host1 = {pid: process_cpu(pid) for pid in before}, host_cpu()
+        # A process gone by the second reading (a backend whose connection reached CONN_MAX_AGE, a worker that
+        # gunicorn replaced) reads 0: its run is unknown, so it counts 0, not minus everything it had spent before.
+        gone = [pid for pid in before if after[pid] == 0 < before[pid]]
+
+        def spent(pids: list[int]) -> float:
+            return sum(max(0.0, after[pid] - before[pid]) for pid in pids)
+
         rows_stored = count() - rows_before if count else 0
         n = max(result.requests, 1)
-        busy = max(cpu1[2][0] - cpu0[2][0], 1e-9)
-        gunicorn, postgres = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        busy = max(host1[0] - host0[0], 1e-9)
+        gunicorn, postgres = spent(server_pids), spent(pg_pids)
         cpu = {
             "gunicorn_ms_per_req": 1000 * gunicorn / n,
             "postgres_ms_per_req": 1000 * postgres / n,
             "host_ms_per_req": 1000 * busy / n,
             "host_busy": busy / (result.seconds * (os.cpu_count() or 1)),
-            "steal": (cpu1[2][1] - cpu0[2][1]) / (result.seconds * (os.cpu_count() or 1)),
+            "steal": (host1[1] - host0[1]) / (result.seconds * (os.cpu_count() or 1)),
             "wrk_cpu_share": result.wrk_cpu / busy,
             # kernel work not charged to a process, and everything else running on the host (other tenants)
             "other_cpu_share": max(0.0, busy - gunicorn - postgres - result.wrk_cpu) / busy,
         }
         if count:
             cpu["rows_stored"] = rows_stored
+        if gone:
+            cpu["processes_gone"] = len(gone)
+            log(f"  !! {len(gone)} measured process(es) ended during the run: their CPU is missing from it")
         if result.errors:
             log(f"  !! wrk counted errors {result.errors} on {url}")
         return result, cpu
