@@ -11,6 +11,8 @@ PostgreSQL cannot weigh these itself: it does not know how many logs the followe
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.db import connection
 
 from logsvc.models import User
@@ -28,25 +30,27 @@ class HomeTimeline:
         self.user = user
 
     def count(self) -> int:
-        return self._estimates(0)[0]
+        return sum(self._counters[0])
 
-    def _estimates(self, page_end: int) -> tuple[int, int, int]:
-        """(their logs, rows the per-author plan reads, all logs), from the counters in one query."""
+    @cached_property
+    def _counters(self) -> tuple[list[int], int]:
+        """(how many logs each author wrote, how many logs there are), from the counters in one query (an index
+        range: `key IN (subquery)` had PostgreSQL read every counter)."""
         counters = Counter._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT COALESCE(SUM(value), 0), COALESCE(SUM(LEAST(value, %(end)s)), 0), "
-                f"(SELECT COALESCE(MAX(value), 0) FROM {counters} WHERE kind = 'logs' AND key = 0) "
-                f"FROM {counters} WHERE kind = 'user_logs' AND key IN ({_authors_sql()})",
-                {"me": self.user.pk, "end": page_end},
+                f"SELECT ARRAY(SELECT value FROM {counters} WHERE kind = 'user_logs' "
+                f"AND key = ANY(ARRAY({_authors_sql()}))), "
+                f"(SELECT COALESCE(MAX(value), 0) FROM {counters} WHERE kind = 'logs' AND key = 0)",
+                {"me": self.user.pk},
             )
-            theirs, per_author, everyone = cursor.fetchone()
-        return int(theirs), int(per_author), int(everyone)
+            per_author, everyone = cursor.fetchone()
+        return [int(value) for value in per_author], int(everyone)
 
     def plan(self, page_end: int) -> str:
-        theirs, per_author, everyone = self._estimates(page_end)
-        scan = page_end * everyone / max(theirs, 1)
-        return "per author" if per_author < scan else "scan"
+        per_author, everyone = self._counters
+        scan = page_end * everyone / max(sum(per_author), 1)
+        return "per author" if sum(min(value, page_end) for value in per_author) < scan else "scan"
 
     def ids(self, offset: int, limit: int) -> list[int]:
         logs = Log._meta.db_table
