@@ -121,9 +121,13 @@ def user_dict(row: Sequence[Any], avatar_url: Callable[[str], str]) -> dict[str,
     }
 
 
+BIGINT = range(-(2**63), 2**63)
+
+
 def _rows(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+    """The rows of sql for these ids; an id no bigint can hold (a log id from a URL) is no row, not an error."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(ids)])
+        cursor.execute(sql, [[pk for pk in ids if pk in BIGINT]])
         return cursor.fetchall()
 
 

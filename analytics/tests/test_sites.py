@@ -267,7 +267,7 @@ def count(client: APIClient, host: str):
 
 
 def counted_sites() -> list[str]:
-    return list(Hit.objects.values_list("site__code", flat=True))
+    return list(Hit.objects.order_by("id").values_list("site__code", flat=True))
 
 
 def test_the_host_picks_one_of_the_users_sites(api_client, alice, blog):
