@@ -13,17 +13,21 @@ by the event loop first, so a slow client holds no thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qsl
 
 from asgiref.sync import sync_to_async
 from asgiref.wsgi import WsgiToAsgi
+from django.core.signals import setting_changed
 from django.db import close_old_connections, connections
-from django.http import HttpRequest, QueryDict
+from django.dispatch import receiver
+from django.http import HttpRequest
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "logsvc.settings")
 
@@ -65,6 +69,17 @@ def close_lookup_connections() -> None:
         future.result()
 
 
+class Query(dict):
+    """The query string as request.GET is read by the hot paths (get, dict, lists), a few times cheaper to make
+    than a QueryDict; like QueryDict.dict(), a name given twice keeps its last value."""
+
+    def dict(self) -> dict[str, str]:
+        return self
+
+    def lists(self) -> list[tuple[str, list[str]]]:
+        return [(name, [value]) for name, value in self.items()]
+
+
 class AsgiRequest(HttpRequest):
     """Just enough of a Django request for a hot path: META, GET, the Host checked against ALLOWED_HOSTS
     (get_host), the client address as DRF's throttles read it, and is_secure()."""
@@ -89,7 +104,7 @@ class AsgiRequest(HttpRequest):
             text = value.decode("latin-1")
             meta[key] = f"{meta[key]},{text}" if key in meta else text
         self.META = meta
-        self.GET = QueryDict(query)
+        self.GET = Query(parse_qsl(query, keep_blank_values=True))
 
     def _get_scheme(self) -> str:
         return self.scope.get("scheme", "http")
@@ -127,7 +142,27 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await django_application(scope, receive, send)
+    await django_application(scope, capped(receive), send)
+
+
+def capped(receive: Receive) -> Receive:
+    """receive, ending the body past the largest one any view takes. WsgiToAsgi reads a body whole before Django
+    sees it, where gunicorn's sync worker let RequestBodyMiddleware refuse it from its Content-Length (413) or
+    its missing length (411) unread: those answers still come from the headers, and no body fills the disk."""
+    from django.conf import settings
+
+    limit = max(settings.BODY_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+    read = 0
+
+    async def receive_capped() -> dict[str, Any]:
+        nonlocal read
+        if read > limit:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        message = await receive()
+        read += len(message.get("body", b""))
+        return message
+
+    return receive_capped
 
 
 async def send_response(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
@@ -140,6 +175,11 @@ async def send_response(send: Send, status: int, headers: list[tuple[str, str]],
 def security_headers(request: AsgiRequest) -> list[tuple[str, str]]:
     """The headers Django's middleware adds to every answer (SecurityMiddleware, XFrameOptionsMiddleware,
     corsheaders' Vary), so a hot path answers as Django would."""
+    return list(_security_headers(request.is_secure()))
+
+
+@functools.cache
+def _security_headers(secure: bool) -> tuple[tuple[str, str], ...]:
     from django.conf import settings
 
     headers = [("X-Frame-Options", settings.X_FRAME_OPTIONS), ("Vary", "origin")]
@@ -149,11 +189,16 @@ def security_headers(request: AsgiRequest) -> list[tuple[str, str]]:
         headers.append(("Referrer-Policy", settings.SECURE_REFERRER_POLICY))
     if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
         headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
-    if settings.SECURE_HSTS_SECONDS and request.is_secure():
+    if settings.SECURE_HSTS_SECONDS and secure:
         value = f"max-age={settings.SECURE_HSTS_SECONDS}"
         if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
             value += "; includeSubDomains"
         if settings.SECURE_HSTS_PRELOAD:
             value += "; preload"
         headers.append(("Strict-Transport-Security", value))
-    return headers
+    return tuple(headers)
+
+
+@receiver(setting_changed)
+def _settings_changed(**kwargs: Any) -> None:
+    _security_headers.cache_clear()  # tests that change a setting
