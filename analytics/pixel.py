@@ -13,7 +13,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -27,9 +27,8 @@ from analytics.models import BotHit, Hit, Path, VisitorPath
 from analytics.services import HIT_COLUMNS, CleanHit, _salts, todays_salt, visitor_hash
 from analytics.views import NO_SITE, PIXEL, not_counted_on_purpose, pixel_hit
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, Send, run_sync, security_headers, send_response
+from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
-from logsvc.models import RateLimitCounter
 
 
 @dataclass(slots=True)
@@ -45,9 +44,19 @@ class PixelItem:
 
 
 async def write_pixel_hits(conn: psycopg.AsyncConnection, items: list[PixelItem]) -> list[Any]:
-    """The batch's writes, in the transaction GroupCommit commits: counters first, then the hits allowed.
-    Returns each item's count in its rate-limit window (None when not counted here)."""
-    counts = await _count(conn, items) if any(item.bucket for item in items) else [None] * len(items)
+    """The batch's writes: the rate-limit counters, then the hits allowed, in the transaction GroupCommit commits.
+    Returns each item's count in its rate-limit window (None when not counted here).
+
+    The counters commit first, on their own and without waiting for the disk (a count lost in a crash costs
+    nothing): a counter row stays locked only for its upsert, not for the hits' COPY and fsync, so the batches
+    of two processes for one visitor don't queue behind each other. Like ratelimit.consume, a request that
+    then fails has been counted.
+    """
+    counts: list[int | None] = [None] * len(items)
+    if any(item.bucket for item in items):
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        counts = await ratelimit.count_in_transaction(conn, items)
+        await conn.commit()
     hits = [
         (item.site_id, item.hit)
         for item, count in zip(items, counts, strict=True)
@@ -55,46 +64,6 @@ async def write_pixel_hits(conn: psycopg.AsyncConnection, items: list[PixelItem]
     ]
     if hits:
         await store_hits(conn, hits)
-    return counts
-
-
-async def _count(conn: psycopg.AsyncConnection, items: list[PixelItem]) -> list[int | None]:
-    """ratelimit._count_in_postgres for a whole batch: one upsert per bucket and window, whose new count is
-    handed out to the batch's requests in their order."""
-    groups: dict[tuple[str, int], list[int]] = {}
-    periods: dict[tuple[str, int], int] = {}
-    for index, item in enumerate(items):
-        if item.bucket:
-            groups.setdefault((item.bucket, item.window), []).append(index)
-            periods[item.bucket, item.window] = item.period
-    keys = sorted(groups)  # one order for every batch: two processes' batches never wait on each other in a cycle
-    table = RateLimitCounter._meta.db_table
-    async with conn.cursor() as cursor:
-        await cursor.execute(
-            f"INSERT INTO {table} (key, window_start, count, expires) "
-            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::timestamptz[]) ORDER BY 1, 2 "
-            f"ON CONFLICT (key, window_start) DO UPDATE SET count = {table}.count + EXCLUDED.count "
-            "RETURNING key, window_start, count",
-            [
-                [key for key, _ in keys],
-                [window for _, window in keys],
-                [len(groups[key]) for key in keys],
-                [datetime.fromtimestamp((window + 1) * periods[key, window], tz=UTC) for key, window in keys],
-            ],
-        )
-        totals = {(key, window): count for key, window, count in await cursor.fetchall()}
-        new = [key for key in keys if totals[key] == len(groups[key])]
-        if new:  # a new window: the bucket's older ones are done with
-            await cursor.execute(
-                f"DELETE FROM {table} t USING unnest(%s::text[], %s::bigint[]) AS n(k, w) "
-                "WHERE t.key = n.k AND t.window_start < n.w",
-                [[key for key, _ in new], [window for _, window in new]],
-            )
-    counts: list[int | None] = [None] * len(items)
-    for key, indexes in groups.items():
-        first = totals[key] - len(indexes) + 1
-        for offset, index in enumerate(indexes):
-            counts[index] = first + offset
     return counts
 
 
@@ -202,23 +171,6 @@ async def _first_visits(
 
 hits_batcher = GroupCommit(write_pixel_hits, name="pixel")
 
-_redis_clients: dict[int, Any] = {}
-
-
-async def _count_in_redis(bucket: str, window: int, period: int) -> int:
-    import redis.asyncio
-
-    loop = id(asyncio.get_running_loop())
-    client = _redis_clients.get(loop)
-    if client is None:
-        client = _redis_clients[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
-    key = f"ratelimit:{bucket}:{window}"
-    count = int(await client.incr(key))
-    if count == 1:
-        await client.expire(key, period + 1)
-    return count
-
-
 _background: set[asyncio.Task] = set()
 
 
@@ -251,7 +203,7 @@ def gif(status: int, request: AsgiRequest, reason: str = "", usage: ratelimit.Us
     return status, headers + security_headers(request), PIXEL
 
 
-async def count_pixel(request: AsgiRequest, send: Send) -> bool:
+async def count_pixel(request: AsgiRequest, receive: Receive, send: Send) -> bool:
     """Answer a pixel request; False leaves it to Django (another method, a redirect to https, a bad Host)."""
     answer = await _answer(request)
     if answer is None:
@@ -288,40 +240,42 @@ async def _answer(request: AsgiRequest) -> tuple | None:
     item = PixelItem(site_id=site.pk, hit=hit)
     usage = None
     if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
-        limit, period = ratelimit.parse_rate(rate)
+        # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
+        bucket = f"goatcounter-pixel:{visitor_hash(0, ip=ip, user_agent=user_agent).hex}"
+        item.limit, item.period = ratelimit.parse_rate(rate)
         now = time.time()
-        item.window, item.period, item.limit = int(now // period), period, limit
-        reset = max(1, math.ceil((item.window + 1) * period - now))
-        item.bucket = f"goatcounter-pixel:{visitor_hash(0, ip=ip, user_agent=user_agent).hex}"
+        item.window = int(now // item.period)
+        reset = max(1, math.ceil((item.window + 1) * item.period - now))
         if settings.REDIS_URL:
-            count = await _count_in_redis(item.bucket, item.window, period)
-            item.bucket = ""
-            usage = ratelimit.Usage(limit=limit, remaining=max(limit - count, 0), reset=reset, allowed=count <= limit)
+            usage = _usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
+            if not usage.allowed:
+                return too_many(request, item, usage)
+        else:
+            item.bucket = bucket  # counted in the batch's transaction
     if item.hit is None and not item.bucket:
-        if usage is not None and not usage.allowed:
-            return gif(429, request, f"rate limited: at most {usage.limit} hits in {usage_period(rate)} s", usage)
         return gif(status, request, reason, usage)
-    if usage is not None and not usage.allowed:
-        return gif(429, request, f"rate limited: at most {usage.limit} hits in {usage_period(rate)} s", usage)
     try:
         count = await hits_batcher.submit(item)
     except psycopg.IntegrityError:  # the site was deleted since this process looked it up
         sites.forget_pixel_sites()
         return gif(404, request, NO_SITE)
     except (Unavailable, psycopg.Error):
-        answer = gif(503, request, "not counted: the database is unavailable; try again")
-        answer[1].append(("Retry-After", "1"))
-        return answer
+        status, headers, body = gif(503, request, "not counted: the database is unavailable; try again")
+        return status, [*headers, ("Retry-After", "1")], body
     if count is not None:
-        usage = ratelimit.Usage(
-            limit=item.limit, remaining=max(item.limit - count, 0), reset=reset, allowed=count <= item.limit
-        )
+        usage = _usage(item, count, reset)
         if not usage.allowed:
-            return gif(429, request, f"rate limited: at most {usage.limit} hits in {item.period} s", usage)
+            return too_many(request, item, usage)
     if item.hit is not None:
         _schedule_roll_up()
     return gif(status, request, reason, usage)
 
 
-def usage_period(rate: str) -> int:
-    return ratelimit.parse_rate(rate)[1]
+def _usage(item: PixelItem, count: int, reset: int) -> ratelimit.Usage:
+    return ratelimit.Usage(
+        limit=item.limit, remaining=max(item.limit - count, 0), reset=reset, allowed=count <= item.limit
+    )
+
+
+def too_many(request: AsgiRequest, item: PixelItem, usage: ratelimit.Usage) -> tuple:
+    return gif(429, request, f"rate limited: at most {item.limit} hits in {item.period} s", usage)

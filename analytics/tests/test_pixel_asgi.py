@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -29,6 +31,7 @@ from analytics.models import BotHit, Hit, Site
 from analytics.tests.conftest import database_url
 from analytics.tests.test_ratelimit_processes import free_port, server_env
 from logsvc.asgi import application, close_lookup_connections
+from logsvc.models import RateLimitCounter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,6 +138,16 @@ def test_the_rate_limit_is_counted_in_the_batch(settings, site):
     assert len(paths()) == 4
 
 
+def test_the_rate_limit_is_counted_in_redis_when_there_is_one(settings, site):
+    settings.REDIS_URL = "redis://127.0.0.1:6379/10"
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter-pixel": "2/3600"}
+    browser = f"{UA} {uuid.uuid4()}"  # a bucket of this run's own: Redis keeps counts between runs
+    answers = run(*(call("/count/alice-blog", f"p=/r{n}", ua=browser) for n in range(4)))
+    assert sorted(status for status, _, _ in answers) == [200, 200, 429, 429]
+    assert len(paths()) == 2
+    assert not RateLimitCounter.objects.exists()
+
+
 def test_a_failed_batch_fails_only_the_requests_whose_rows_were_in_it(site, alice):
     gone = Site.objects.create(code="gone-blog", owner=alice)
     run(call("/count/alice-blog", "p=/warm"), call("/count/gone-blog", "p=/warm"))  # both sites remembered
@@ -194,6 +207,7 @@ def server(request, site) -> str:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log,
+        start_new_session=True,
     )
 
     def stop() -> None:
@@ -201,7 +215,7 @@ def server(request, site) -> str:
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: the master and its workers, no more
             process.wait()
         log.seek(0)
         output = log.read().decode()
