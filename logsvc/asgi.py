@@ -118,6 +118,7 @@ class AsgiRequest(HttpRequest):
 HOT_PATHS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/count(?:/(?P<code>[-a-zA-Z0-9_]+))?"), "analytics.pixel.count_pixel"),
     (re.compile(r"/api/v1/events/?"), "events.asgi.post_event"),
+    (re.compile(r"/api/Log/?"), "events.asgi.post_log_message"),
 ]
 _handlers: dict[str, Handler] = {}
 

@@ -27,7 +27,7 @@ EVENT = {"id": 1, "name": "click", "trace_id": "03775690", "date": "2021-07-04 1
 @pytest.fixture(autouse=True)
 def _cleanup():
     yield
-    events_asgi.events_batcher.forget()  # its loop is gone with the test's asyncio.run
+    events_asgi.ingest_batcher.forget()  # its loop is gone with the test's asyncio.run
     close_lookup_connections()
 
 
@@ -135,11 +135,11 @@ def test_a_gzip_body_is_djangos_and_stored(alice):
 
 def test_concurrent_events_share_a_commit(alice):
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {make_key(alice)}"}
-    before = events_asgi.events_batcher.batches
+    before = events_asgi.ingest_batcher.batches
     answers = run(*(call(orjson.dumps({**EVENT, "id": n}), headers) for n in range(20)))
     assert [status for status, _, _ in answers] == [201] * 20
     assert sorted(row[1] for row in stored()) == list(range(20))
-    assert events_asgi.events_batcher.batches - before < 20
+    assert events_asgi.ingest_batcher.batches - before < 20
 
 
 def test_the_rate_limit_is_counted_in_the_batch_and_answered_as_django_does(settings, alice):
