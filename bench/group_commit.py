@@ -128,8 +128,8 @@ class Server:
             "--preload",
             f"--chdir={ROOT}",
         ]
-        if case.server == "asgi":
-            command.append("--worker-class=uvicorn_worker.UvicornWorker")
+        if case.server == "asgi":  # as make run and the Dockerfile run it
+            command += ["--worker-class=uvicorn_worker.UvicornWorker", "--keep-alive=15"]
         self.log_path = OUT / "group_commit-servers.log"
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
@@ -169,6 +169,7 @@ class Bench:
         import psycopg
 
         OUT.mkdir(exist_ok=True)
+        (OUT / "group_commit-servers.log").write_text("")
         self.url = recreate_database("postgres://postgres@127.0.0.1:5432/postgres", DB_NAME)
         env = {**os.environ, "DATABASE_URL": self.url, "SECRET_KEY": "bench", "DEBUG": "false"}
         env.pop("DJANGO_SETTINGS_MODULE", None)
