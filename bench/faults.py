@@ -53,7 +53,7 @@ from bench.ingest import (  # after the path fix above
     table_lines,
 )
 
-FAMILIES = ("logster", "bytelog", "goatcounter", "pixel")
+FAMILIES = ("logster", "bytelog", "goatcounter", "pixel", "bytelog-1")
 DATABASE = "faults"
 RECOVERY_LIMIT = 15.0  # seconds after PostgreSQL is back by which each family must be acknowledged again
 
@@ -164,6 +164,20 @@ class Family:
     def __init__(self, name: str, path: str, headers: dict[str, str], body: Callable[[list[str]], Any]) -> None:
         self.name, self.path, self.headers, self.body = name, path, headers, body
         self.method = "POST"
+        self.once = False  # sent once with no Idempotency-Key, as a client without one would
+        self.tag = name[0]  # starts its markers
+
+
+class OneEventFamily(Family):
+    """Bytelog's one-event POST without an Idempotency-Key: the group-commit path (events.asgi). Sent once, never
+    retried (a retry without a key could store it twice), so it is checked for "acknowledged, not stored"."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "bytelog-1", "/api/v1/events", {"Authorization": f"Bearer {key}"},
+            lambda markers: {"id": markers[0], "name": "faults.sent", "data": {"marker": markers[0]}},
+        )  # fmt: skip
+        self.once, self.tag = True, "o"
 
 
 class PixelFamily(Family):
@@ -199,6 +213,7 @@ def families(keys: dict[str, str], site_code: str) -> dict[str, Family]:
             "goatcounter", "/api/v0/count", {"Authorization": f"Bearer {keys['goatcounter']}"}, goatcounter
         ),
         "pixel": PixelFamily(site_code),
+        "bytelog-1": OneEventFamily(keys["bytelog"]),
     }
 
 
@@ -215,8 +230,8 @@ class Client(threading.Thread):
         n = 0
         while not self.run_.stop_sending.is_set():
             n += 1
-            size = 1 if self.family.method == "GET" else self.rng.randint(1, args.batch)
-            markers = [f"{self.run_.token}-{self.family.name[0]}{self.number}-{n}-{i}" for i in range(size)]
+            size = 1 if self.family.method == "GET" or self.family.once else self.rng.randint(1, args.batch)
+            markers = [f"{self.run_.token}-{self.family.tag}{self.number}-{n}-{i}" for i in range(size)]
             sent = Sent(self.family.name, markers, started=time.monotonic())
             self.send(sent)
             self.run_.record(sent)
@@ -229,6 +244,8 @@ class Client(threading.Thread):
         if method == "GET":
             body, headers, retries = None, self.family.headers, 0
             path = f"{path}?p=/pixel/{sent.markers[0]}"
+        elif self.family.once:
+            headers, retries = {"Content-Type": "application/json", **self.family.headers}, 0
         for attempt in range(retries + 1):
             if self.run_.abort.is_set():
                 break
@@ -439,6 +456,7 @@ class FaultRun:
         queries = {
             "logster": "SELECT substr(message, 8) FROM events_logmessage WHERE owner_id = %(owner)s",
             "bytelog": "SELECT data->>'marker' FROM events_event WHERE owner_id = %(owner)s",
+            "bytelog-1": "SELECT data->>'marker' FROM events_event WHERE owner_id = %(owner)s",
             "goatcounter": (
                 "SELECT substr(p.path, 9) FROM analytics_hit h JOIN analytics_path p ON p.id = h.path_id "
                 "WHERE h.site_id = %(site)s AND p.path LIKE '/faults/%%' "

@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -211,6 +212,7 @@ def answered(access_log: Path, schema: dict[str, Any]) -> dict[str, set[int]]:
         # uvicorn's workers write their own format, whatever --access-logformat says: 'ip:port - "GET /p?q HTTP/1.1" 200'
         if uvicorn := re.search(r'"(\w+) ([^"?]*)(?:\?[^"]*)? HTTP/[\d.]+" (\d{3})$', line):
             method, path, status = uvicorn.groups()
+            path = unquote(path)  # it logs the path %-encoded: /users/%24self/
         elif entry := re.fullmatch(r"(\w+) (.*) (\d{3})", line):
             method, path, status = entry.groups()
         else:
