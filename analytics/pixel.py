@@ -2,8 +2,8 @@
 with the hits of concurrent requests stored by one COPY in one transaction (logsvc.groupcommit).
 
 Each request is answered only after the commit that holds its hit. Without Redis, the pixel's rate-limit
-counters are counted in that same transaction, so a hit costs no commit of its own for them either; with
-Redis they are an INCR there, before the hit joins a batch.
+counters are counted by the batch too (see write_pixel_hits), so a hit costs no commit of its own for them
+either; with Redis they are an INCR there, before the hit joins a batch.
 """
 
 from __future__ import annotations
