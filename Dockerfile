@@ -47,6 +47,8 @@ RUN mkdir -p /data/media && chown -R logsvc:logsvc /data
 USER logsvc
 EXPOSE 8000
 
-# gunicorn reads its number of workers from WEB_CONCURRENCY.
+# gunicorn reads its number of workers from WEB_CONCURRENCY; uvicorn workers serve logsvc.asgi: the hot ingestion
+# paths asynchronously with group commit, the rest by Django (README.md, "Running in production").
 # The worker runs from the same image: docker run ... logsvc python manage.py db_worker
-CMD ["gunicorn", "logsvc.wsgi", "--bind", "0.0.0.0:8000", "--preload", "--access-logfile", "-"]
+CMD ["gunicorn", "logsvc.asgi", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", \
+     "--preload", "--keep-alive", "15", "--access-logfile", "-"]

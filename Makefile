@@ -53,7 +53,8 @@ run: install
 	@echo "Starting the worker and the web server on http://127.0.0.1:8000 (Ctrl-C stops both)"
 	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py db_worker & worker=$$!; \
-	$(BIN)/gunicorn logsvc.wsgi --bind 127.0.0.1:8000 --workers 2 --preload --access-logfile -
+	$(BIN)/gunicorn logsvc.asgi --worker-class uvicorn_worker.UvicornWorker --bind 127.0.0.1:8000 --workers 2 \
+	  --preload --keep-alive 15 --access-logfile -
 
 # The whole suite on PostgreSQL: DATABASE_URL's server, else the embedded one.
 test: export SECRET_KEY ?= test-only-secret

@@ -94,13 +94,24 @@ _recent: dict[str, tuple[float, Site | None]] = {}
 RECENT_SECONDS = 10
 
 
+NOT_SEEN = object()
+
+
+def recent_pixel_site(*, host: str = "", code: str = "") -> Site | None | object:
+    """site_for_pixel() from memory only, without a query: NOT_SEEN when it must be read (the async pixel)."""
+    seen = _recent.get(f"code:{code}" if code else f"host:{host}")
+    if seen is not None and time.monotonic() - seen[0] < RECENT_SECONDS:
+        return seen[1]
+    return NOT_SEEN
+
+
 def site_for_pixel(*, host: str = "", code: str = "") -> Site | None:
     """The site a /count request is for, by its code in the path or else by Host; remembered for seconds."""
+    site = recent_pixel_site(host=host, code=code)
+    if site is not NOT_SEEN:
+        return site
     lookup = f"code:{code}" if code else f"host:{host}"
-    seen = _recent.get(lookup)
     now = time.monotonic()
-    if seen is not None and now - seen[0] < RECENT_SECONDS:
-        return seen[1]
     sites = with_domains(Site.objects.all())
     site = (sites.filter(code=code) if code else sites.filter(domains__domain=host)).first()
     if len(_recent) > 1000:

@@ -385,6 +385,38 @@ def pixel_response(status_code: int, reason: str = "", retry_after: int | None =
     return response
 
 
+def not_counted_on_purpose(request: HttpRequest) -> tuple[int, str] | None:
+    """The pixel's answer to a browser that asks not to be tracked, or to a prefetch; None to go on."""
+    if request.META.get("HTTP_DNT") == "1" or request.META.get("HTTP_SEC_GPC") == "1":
+        return 202, "not counted: the browser asks not to be tracked (DNT or Sec-GPC)"
+    if any(request.META.get(name, "").lower() == "prefetch" for name in PREFETCH_HEADERS):
+        return 200, "not counted: a prefetch"
+    return None
+
+
+def pixel_hit(request: HttpRequest, site: Site, ip: str, user_agent: str) -> tuple[int, str, CleanHit | None]:
+    """The hit a counted pixel request stores, with its answer (200, "", hit), or why it stores none."""
+    if ip in site.ignore_ips:
+        return 202, f'ignored because "{ip}" is in the IP ignore list', None
+    try:
+        hit = clean_pixel_hit(
+            request.GET.dict(),
+            site_id=site.pk,
+            site_hosts=sites.site_hosts(site),
+            ip=ip,
+            user_agent=user_agent,
+            language=request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
+        )
+    except HitError as error:
+        return 400, str(error), None
+    except Ignored:
+        return 202, "not counted: GoatCounter ignores this path", None
+    return 200, "", hit
+
+
+NO_SITE = "no site at this address; check the data-goatcounter URL"
+
+
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
@@ -392,15 +424,14 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
 
     Always the GIF: 200 counted (or a prefetch, not counted), 202 seen but not counted on purpose (Do Not
     Track, Global Privacy Control, an ignored IP), 400 refused, 404 no such site, 429 too many; the reason in
-    X-Goatcounter. Sets no cookie.
+    X-Goatcounter. Sets no cookie. Served by analytics.pixel under the ASGI server, with group commit; this
+    view answers the same under WSGI and in tests that use Django's test client.
     """
     site = sites.site_for_pixel(code=code) if code else sites.site_for_pixel(host=sites.request_host(request))
     if site is None:
-        return pixel_response(404, "no site at this address; check the data-goatcounter URL")
-    if request.META.get("HTTP_DNT") == "1" or request.META.get("HTTP_SEC_GPC") == "1":
-        return pixel_response(202, "not counted: the browser asks not to be tracked (DNT or Sec-GPC)")
-    if any(request.META.get(name, "").lower() == "prefetch" for name in PREFETCH_HEADERS):
-        return pixel_response(200, "not counted: a prefetch")
+        return pixel_response(404, NO_SITE)
+    if answer := not_counted_on_purpose(request):
+        return pixel_response(*answer)
     ip = BaseThrottle().get_ident(request)
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
@@ -412,25 +443,13 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
             seconds = ratelimit.parse_rate(rate)[1]
             reason = f"rate limited: at most {usage.limit} hits in {seconds} s"
             return pixel_response(429, reason, retry_after=usage.reset)
-    if ip in site.ignore_ips:
-        return pixel_response(202, f'ignored because "{ip}" is in the IP ignore list')
-    try:
-        hit = clean_pixel_hit(
-            request.GET.dict(),
-            site_id=site.pk,
-            site_hosts=sites.site_hosts(site),
-            ip=ip,
-            user_agent=user_agent,
-            language=request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
-        )
-    except HitError as error:
-        return pixel_response(400, str(error))
-    except Ignored:
-        return pixel_response(202, "not counted: GoatCounter ignores this path")
+    status_code, reason, hit = pixel_hit(request, site, ip, user_agent)
+    if hit is None:
+        return pixel_response(status_code, reason)
     try:
         record_one_hit(site, hit)
     except (IntegrityError, psycopg.IntegrityError):  # the site was deleted since this process looked it up
         sites.forget_pixel_sites()
-        return pixel_response(404, "no site at this address; check the data-goatcounter URL")
+        return pixel_response(404, NO_SITE)
     schedule_roll_up()
     return pixel_response(200)

@@ -53,7 +53,7 @@ from bench.ingest import (  # after the path fix above
     table_lines,
 )
 
-FAMILIES = ("logster", "bytelog", "goatcounter")
+FAMILIES = ("logster", "bytelog", "goatcounter", "pixel", "bytelog-1")
 DATABASE = "faults"
 RECOVERY_LIMIT = 15.0  # seconds after PostgreSQL is back by which each family must be acknowledged again
 
@@ -163,9 +163,36 @@ class Family:
 
     def __init__(self, name: str, path: str, headers: dict[str, str], body: Callable[[list[str]], Any]) -> None:
         self.name, self.path, self.headers, self.body = name, path, headers, body
+        self.method = "POST"
+        self.once = False  # sent once with no Idempotency-Key, as a client without one would
+        self.tag = name[0]  # starts its markers
 
 
-def families(keys: dict[str, str]) -> dict[str, Family]:
+class OneEventFamily(Family):
+    """Bytelog's one-event POST without an Idempotency-Key: the group-commit path (events.asgi). Sent once, never
+    retried (a retry without a key could store it twice), so it is checked for "acknowledged, not stored"."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "bytelog-1", "/api/v1/events", {"Authorization": f"Bearer {key}"},
+            lambda markers: {"id": markers[0], "name": "faults.sent", "data": {"marker": markers[0]}},
+        )  # fmt: skip
+        self.once, self.tag = True, "o"
+
+
+class PixelFamily(Family):
+    """The browser pixel: a GET per hit with its marker in the path, sent once. A browser's <img> never
+    retries (and the pixel has no Idempotency-Key), so an unanswered hit is given up, as a browser would."""
+
+    def __init__(self, site_code: str) -> None:
+        super().__init__("pixel", f"/count/{site_code}", {"User-Agent": BROWSER}, lambda markers: None)
+        self.method = "GET"
+
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
+
+
+def families(keys: dict[str, str], site_code: str) -> dict[str, Family]:
     def logster(markers: list[str]) -> Any:
         items = [
             {"Message": f"faults {m}", "Severity": 2, "Category": "Faults", "Application": "faults"} for m in markers
@@ -185,6 +212,8 @@ def families(keys: dict[str, str]) -> dict[str, Family]:
         "goatcounter": Family(
             "goatcounter", "/api/v0/count", {"Authorization": f"Bearer {keys['goatcounter']}"}, goatcounter
         ),
+        "pixel": PixelFamily(site_code),
+        "bytelog-1": OneEventFamily(keys["bytelog"]),
     }
 
 
@@ -201,8 +230,8 @@ class Client(threading.Thread):
         n = 0
         while not self.run_.stop_sending.is_set():
             n += 1
-            size = self.rng.randint(1, args.batch)
-            markers = [f"{self.run_.token}-{self.family.name[0]}{self.number}-{n}-{i}" for i in range(size)]
+            size = 1 if self.family.method == "GET" or self.family.once else self.rng.randint(1, args.batch)
+            markers = [f"{self.run_.token}-{self.family.tag}{self.number}-{n}-{i}" for i in range(size)]
             sent = Sent(self.family.name, markers, started=time.monotonic())
             self.send(sent)
             self.run_.record(sent)
@@ -211,13 +240,19 @@ class Client(threading.Thread):
         args = self.run_.args
         body = json.dumps(self.family.body(sent.markers)).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4()), **self.family.headers}
-        for attempt in range(args.retries + 1):
+        path, method, retries = self.family.path, self.family.method, args.retries
+        if method == "GET":
+            body, headers, retries = None, self.family.headers, 0
+            path = f"{path}?p=/pixel/{sent.markers[0]}"
+        elif self.family.once:
+            headers, retries = {"Content-Type": "application/json", **self.family.headers}, 0
+        for attempt in range(retries + 1):
             if self.run_.abort.is_set():
                 break
             t0 = time.monotonic()
             connection = http.client.HTTPConnection("127.0.0.1", self.run_.gunicorn.port, timeout=args.timeout)
             try:
-                connection.request("POST", self.family.path, body=body, headers=headers)
+                connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 outcome = str(response.status)
@@ -291,6 +326,7 @@ class FaultRun:
             "RATE_LIMIT_BYTELOG": UNTHROTTLED,
             "RATE_LIMIT_GOATCOUNTER": UNTHROTTLED,
             "RATE_LIMIT_GOATCOUNTER_COUNT": UNTHROTTLED,
+            "RATE_LIMIT_GOATCOUNTER_PIXEL": UNTHROTTLED,
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
             # gunicorn reads its extra options from here: a hung request is killed after --timeout
@@ -304,8 +340,10 @@ class FaultRun:
                 [sys.executable, str(ROOT / "manage.py"), *command], env=self.server_env, check=True, cwd=ROOT
             )
         self.keys = self.create_keys()
-        self.families = families(self.keys)
+        self.families = families(self.keys, self.site.code)
         self.gunicorn = Gunicorn(self.args.workers, self.server_env)
+        if not self.args.sync:  # the server `make run` and the Dockerfile run
+            self.gunicorn.app, self.gunicorn.worker_class = "logsvc.asgi:application", "uvicorn_worker.UvicornWorker"
         self.gunicorn.log_path = OUT / "faults-gunicorn.log"
         self.gunicorn.log_path.write_text("")
         self.settings = self.pg_settings()
@@ -418,9 +456,16 @@ class FaultRun:
         queries = {
             "logster": "SELECT substr(message, 8) FROM events_logmessage WHERE owner_id = %(owner)s",
             "bytelog": "SELECT data->>'marker' FROM events_event WHERE owner_id = %(owner)s",
+            "bytelog-1": "SELECT data->>'marker' FROM events_event WHERE owner_id = %(owner)s",
             "goatcounter": (
                 "SELECT substr(p.path, 9) FROM analytics_hit h JOIN analytics_path p ON p.id = h.path_id "
-                "WHERE h.site_id = %(site)s UNION ALL SELECT substr(path, 9) FROM analytics_bothit WHERE site_id = %(site)s"
+                "WHERE h.site_id = %(site)s AND p.path LIKE '/faults/%%' "
+                "UNION ALL SELECT substr(path, 9) FROM analytics_bothit WHERE site_id = %(site)s AND path LIKE '/faults/%%'"
+            ),
+            "pixel": (
+                "SELECT substr(p.path, 8) FROM analytics_hit h JOIN analytics_path p ON p.id = h.path_id "
+                "WHERE h.site_id = %(site)s AND p.path LIKE '/pixel/%%' "
+                "UNION ALL SELECT substr(path, 8) FROM analytics_bothit WHERE site_id = %(site)s AND path LIKE '/pixel/%%'"
             ),
         }
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
@@ -513,7 +558,8 @@ class FaultRun:
             ),
             (
                 f"load: {args.clients} client threads per family for {args.duration} s, client timeout {args.timeout} s, "
-                f"up to {args.retries} retries with backoff; gunicorn {args.workers} sync workers, "
+                f"up to {args.retries} retries with backoff (the pixel: sent once, as a browser does); "
+                f"gunicorn {args.workers} {'sync workers (logsvc.wsgi)' if args.sync else 'uvicorn workers (logsvc.asgi)'}, "
                 f"--timeout {args.worker_timeout}{', --preload' if args.preload else ', no --preload'}, DEBUG=false, "
                 f"rate limits {UNTHROTTLED}, no Redis"
             ),
@@ -574,12 +620,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=180, help="seconds of load and faults (default 180)")
     p.add_argument("--clients", type=int, default=2, help="client threads per family (default 2)")
     p.add_argument("--batch", type=int, default=5, help="items per request at most: 1 to this (default 5)")
-    p.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    p.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     p.add_argument(
         "--preload", action=argparse.BooleanOptionalAction, default=True,
         help="gunicorn --preload: a killed worker is forked from the loaded app in under a second instead of "
         "importing it again (~5 s on a busy 2-core host); --no-preload runs it as the Dockerfile does",
     )  # fmt: skip
+    p.add_argument(
+        "--sync", action="store_true", help="serve logsvc.wsgi with sync workers, as before the ASGI server (issue 16)"
+    )
     p.add_argument("--worker-timeout", type=int, default=10, help="gunicorn --timeout, seconds (default 10)")
     p.add_argument("--timeout", type=float, default=20, help="client timeout per attempt, seconds (default 20)")
     p.add_argument(

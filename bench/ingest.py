@@ -459,6 +459,9 @@ def host_cpu() -> tuple[float, float]:
 class Gunicorn:
     """logsvc under gunicorn's sync workers on a free loopback port, settings bench.settings."""
 
+    app = "logsvc.wsgi:application"
+    worker_class = "sync"  # bench/faults.py runs logsvc.asgi with "uvicorn_worker.UvicornWorker"
+
     def __init__(self, workers: int, env: dict[str, str]) -> None:
         self.workers = workers
         self.env = env
@@ -474,10 +477,10 @@ class Gunicorn:
         self.port = free_port()
         command = [
             str(VENV_BIN / "gunicorn"),
-            "logsvc.wsgi:application",
+            self.app,
             f"--bind=127.0.0.1:{self.port}",
             f"--workers={self.workers}",
-            "--worker-class=sync",
+            f"--worker-class={self.worker_class}",
             "--log-level=warning",
             f"--chdir={ROOT}",
         ]

@@ -30,4 +30,12 @@ def bench_insert(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"id": event.pk}, status=201)
 
 
-urlpatterns = [path("bench/insert", bench_insert), *logsvc_urlpatterns]
+async def bench_async_gif(request: HttpRequest) -> HttpResponse:
+    """An async view that answers the pixel's GIF and stores nothing (bench/group_commit.py, through Django's
+    ASGI handler and logsvc's middleware): the ceiling of a pixel written as a Django async view."""
+    return HttpResponse(GIF, content_type="image/gif")
+
+
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+
+urlpatterns = [path("bench/insert", bench_insert), path("bench/async-gif", bench_async_gif), *logsvc_urlpatterns]

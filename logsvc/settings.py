@@ -221,6 +221,8 @@ PAGE_MAX_BYTES = env_int("PAGE_MAX_BYTES", 4 * 1024 * 1024)
 BODY_MAX_DECOMPRESSED_BYTES = env_int("BODY_MAX_DECOMPRESSED_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = BODY_MAX_DECOMPRESSED_BYTES
 BATCH_MAX_ITEMS = env_int("BATCH_MAX_ITEMS", 1000)
+# Under the ASGI server (logsvc.asgi): a request body not whole after this long is answered 408.
+REQUEST_BODY_TIMEOUT = env_int("REQUEST_BODY_TIMEOUT", 30)
 
 
 # Rate limits as "requests/seconds", per API key (per IP when anonymous). A scope set to "" is unlimited.

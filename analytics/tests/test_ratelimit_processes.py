@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
 import signal
 import socket
@@ -131,8 +132,8 @@ def free_port() -> int:
 
 
 def start_servers(request, count: int, env: dict[str, str], workers: int = 1, args: tuple[str, ...] = ()) -> list[str]:
-    """count gunicorn processes of logsvc (sync workers) on free ports, stopped when the test (or the
-    fixture's scope) ends; their base URLs."""
+    """count gunicorn processes of logsvc on free ports, serving it as production does (uvicorn workers,
+    logsvc.asgi), stopped when the test (or the fixture's scope) ends; their base URLs."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     servers: list[tuple[subprocess.Popen, str]] = []
     # Not a pipe: nobody reads it while the test runs, and a full pipe would block the server.
@@ -145,7 +146,7 @@ def start_servers(request, count: int, env: dict[str, str], workers: int = 1, ar
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: the master and its workers, no more
                 process.wait()
         log.close()
 
@@ -155,7 +156,8 @@ def start_servers(request, count: int, env: dict[str, str], workers: int = 1, ar
         process = subprocess.Popen(
             [
                 gunicorn,
-                "logsvc.wsgi",
+                "logsvc.asgi",
+                "--worker-class=uvicorn_worker.UvicornWorker",
                 f"--bind=127.0.0.1:{port}",
                 f"--workers={workers}",
                 "--log-level=warning",
@@ -166,6 +168,7 @@ def start_servers(request, count: int, env: dict[str, str], workers: int = 1, ar
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
+            start_new_session=True,
         )
         servers.append((process, f"http://127.0.0.1:{port}"))
     deadline = time.monotonic() + 60  # workers boot slowly on a busy machine

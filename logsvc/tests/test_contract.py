@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -208,9 +209,14 @@ def answered(access_log: Path, schema: dict[str, Any]) -> dict[str, set[int]]:
     patterns = [(re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"), path) for path in templates]
     seen: dict[str, set[int]] = defaultdict(set)
     for line in access_log.read_text().splitlines():
-        if not (entry := re.fullmatch(r"(\w+) (.*) (\d{3})", line)):
+        # uvicorn's workers write their own format, whatever --access-logformat says: 'ip:port - "GET /p?q HTTP/1.1" 200'
+        if uvicorn := re.search(r'"(\w+) ([^"?]*)(?:\?[^"]*)? HTTP/[\d.]+" (\d{3})$', line):
+            method, path, status = uvicorn.groups()
+            path = unquote(path)  # it logs the path %-encoded: /users/%24self/
+        elif entry := re.fullmatch(r"(\w+) (.*) (\d{3})", line):
+            method, path, status = entry.groups()
+        else:
             continue  # a path with a newline in it (fuzzed) is logged over two lines
-        method, path, status = entry.groups()
         template = next((template for pattern, template in patterns if pattern.match(path)), None)
         if template is not None and method.lower() in schema["paths"][template]:
             seen[f"{method} {template}"].add(int(status))

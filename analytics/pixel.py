@@ -1,0 +1,281 @@
+"""The browser pixel (/count, /count/<code>) under the ASGI server: the answers of analytics.views.count_pixel,
+with the hits of concurrent requests stored by one COPY in one transaction (logsvc.groupcommit).
+
+Each request is answered only after the commit that holds its hit. Without Redis, the pixel's rate-limit
+counters are counted by the batch too (see write_pixel_hits), so a hit costs no commit of its own for them
+either; with Redis they are an INCR there, before the hit joins a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
+from django.utils import timezone
+from rest_framework.throttling import BaseThrottle
+
+from analytics import rollups, sites
+from analytics.models import BotHit, Hit, Path, VisitorPath
+from analytics.services import HIT_COLUMNS, CleanHit, _salts, todays_salt, visitor_hash
+from analytics.views import NO_SITE, PIXEL, not_counted_on_purpose, pixel_hit
+from logsvc import ratelimit
+from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
+from logsvc.groupcommit import GroupCommit, Unavailable
+
+
+@dataclass(slots=True)
+class PixelItem:
+    """One pixel request in a batch: the hit to store (None: only its rate-limit count), and its counter."""
+
+    site_id: int
+    hit: CleanHit | None
+    bucket: str = ""  # PostgreSQL rate-limit counter; "" when not counted here
+    window: int = 0
+    period: int = 1
+    limit: int = 0
+
+
+async def write_pixel_hits(conn: psycopg.AsyncConnection, items: list[PixelItem]) -> list[Any]:
+    """The batch's writes: the rate-limit counters, then the hits allowed, in the transaction GroupCommit commits.
+    Returns each item's count in its rate-limit window (None when not counted here).
+
+    The counters commit first, on their own and without waiting for the disk (a count lost in a crash costs
+    nothing): a counter row stays locked only for its upsert, not for the hits' COPY and fsync, so the batches
+    of two processes for one visitor don't queue behind each other. Like ratelimit.consume, a request that
+    then fails has been counted.
+    """
+    counts: list[int | None] = [None] * len(items)
+    if any(item.bucket for item in items):
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        counts = await ratelimit.count_in_transaction(conn, items)
+        await conn.commit()
+    hits = [
+        (item.site_id, item.hit)
+        for item, count in zip(items, counts, strict=True)
+        if item.hit is not None and (count is None or count <= item.limit)
+    ]
+    if hits:
+        await store_hits(conn, hits)
+    return counts
+
+
+async def store_hits(conn: psycopg.AsyncConnection, hits: list[tuple[int, CleanHit]]) -> None:
+    """analytics.services.record_hits for hits of any sites: paths found or created, first visits, one COPY."""
+    now = timezone.now()
+    async with conn.cursor() as cursor:
+        if bots := [(site_id, hit) for site_id, hit in hits if hit.bot]:
+            sql = f"COPY {BotHit._meta.db_table} (site_id, path, bot, user_agent, created_at) FROM STDIN"
+            async with cursor.copy(sql) as copy:
+                for site_id, hit in bots:
+                    await copy.write_row((site_id, hit.path, hit.bot, hit.user_agent, hit.created_at or now))
+        people = [(site_id, hit) for site_id, hit in hits if not hit.bot]
+        if not people:
+            return
+        path_ids = await _path_ids(cursor, people)
+        firsts = await _first_visits(
+            cursor, [(hit.visitor, path_ids[site_id, hit.path, hit.event]) for site_id, hit in people], now
+        )
+        sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN"
+        async with cursor.copy(sql) as copy:
+            for (site_id, hit), first in zip(people, firsts, strict=True):
+                await copy.write_row(
+                    (
+                        site_id,
+                        path_ids[site_id, hit.path, hit.event],
+                        hit.visitor,
+                        first,
+                        hit.ref,
+                        hit.ref_scheme,
+                        hit.campaign,
+                        hit.browser,
+                        hit.system,
+                        hit.size,
+                        hit.location,
+                        hit.language,
+                        hit.created_at or now,
+                    )
+                )
+
+
+async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]]) -> dict[tuple[int, str, bool], int]:
+    """(site, path, event) -> Path id, as analytics.services._path_ids: read first, only new paths inserted, the
+    latest title kept."""
+    titles: dict[tuple[int, str, bool], str] = {}
+    for site_id, hit in hits:
+        key = (site_id, hit.path, hit.event)
+        if hit.title or key not in titles:
+            titles[key] = hit.title
+    table = Path._meta.db_table
+    ids: dict[tuple[int, str, bool], int] = {}
+    stale: dict[int, str] = {}
+    for _attempt in range(2):  # a path another transaction inserts at the same moment is read the second time
+        missing = sorted(key for key in titles if key not in ids)
+        await cursor.execute(
+            f"SELECT id, site_id, path, event, title FROM {table} "
+            "WHERE (site_id, path, event) IN (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bool[]))",
+            [[k[0] for k in missing], [k[1] for k in missing], [k[2] for k in missing]],
+        )
+        for path_id, site_id, path, event, title in await cursor.fetchall():
+            ids[site_id, path, event] = path_id
+            if titles[site_id, path, event] and titles[site_id, path, event] != title:
+                stale[path_id] = titles[site_id, path, event]
+        missing = sorted(key for key in titles if key not in ids)
+        if not missing:
+            break
+        await cursor.execute(
+            f"INSERT INTO {table} (site_id, path, event, title) "
+            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bool[], %s::text[]) "
+            "ON CONFLICT DO NOTHING RETURNING id, site_id, path, event",
+            [[k[0] for k in missing], [k[1] for k in missing], [k[2] for k in missing], [titles[k] for k in missing]],
+        )
+        for path_id, site_id, path, event in await cursor.fetchall():
+            ids[site_id, path, event] = path_id
+    if stale:
+        order = sorted(stale)  # rows locked in id order, whichever batch
+        await cursor.execute(
+            f"UPDATE {table} SET title = v.title FROM unnest(%s::bigint[], %s::text[]) AS v(id, title) "
+            f"WHERE {table}.id = v.id",
+            [order, [stale[path_id] for path_id in order]],
+        )
+    return ids
+
+
+async def _first_visits(
+    cursor: psycopg.AsyncCursor, pairs: list[tuple[uuid.UUID | None, int]], now: datetime
+) -> list[bool]:
+    """analytics.services._first_visits on this cursor."""
+    seen = sorted({pair for pair in pairs if pair[0] is not None})
+    if not seen:
+        return [True] * len(pairs)
+    await cursor.execute(
+        f"INSERT INTO {VisitorPath._meta.db_table} (visitor, path_id, created_at) "
+        "SELECT v, p, %s FROM unnest(%s::uuid[], %s::bigint[]) AS t(v, p) "
+        "ON CONFLICT DO NOTHING RETURNING visitor, path_id",
+        [now, [visitor for visitor, _ in seen], [path_id for _, path_id in seen]],
+    )
+    new = set(await cursor.fetchall())
+    firsts = []
+    for pair in pairs:
+        firsts.append(pair[0] is None or pair in new)
+        new.discard(pair)  # a second hit in the same batch is no first visit
+    return firsts
+
+
+hits_batcher = GroupCommit(write_pixel_hits, name="pixel")
+
+_background: set[asyncio.Task] = set()
+
+
+def _schedule_roll_up() -> None:
+    """rollups.schedule_roll_up after a commit, off the event loop, when this process's next slot is due."""
+    if time.monotonic() < rollups._next_slot:
+        return
+    task = asyncio.get_running_loop().create_task(run_sync(rollups.schedule_roll_up))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def gif(status: int, request: AsgiRequest, reason: str = "", usage: ratelimit.Usage | None = None) -> tuple:
+    headers = [
+        ("Content-Type", "image/gif"),
+        ("Cache-Control", "no-store"),
+        ("Access-Control-Allow-Origin", "*"),
+        ("Cross-Origin-Resource-Policy", "cross-origin"),
+    ]
+    if reason:
+        headers.append(("X-Goatcounter", reason))
+    if usage is not None:
+        headers += [
+            ("X-Rate-Limit-Limit", str(usage.limit)),
+            ("X-Rate-Limit-Remaining", str(usage.remaining)),
+            ("X-Rate-Limit-Reset", str(usage.reset)),
+        ]
+        if not usage.allowed:
+            headers.append(("Retry-After", str(usage.reset)))
+    return status, headers + security_headers(request), PIXEL
+
+
+async def count_pixel(request: AsgiRequest, receive: Receive, send: Send) -> bool:
+    """Answer a pixel request; False leaves it to Django (another method, a redirect to https, a bad Host)."""
+    answer = await _answer(request)
+    if answer is None:
+        return False
+    await send_response(send, *answer)
+    return True
+
+
+async def _answer(request: AsgiRequest) -> tuple | None:
+    if request.method not in ("GET", "POST"):
+        return None
+    if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+        return None
+    code = request.kwargs["code"]
+    try:
+        host = "" if code else sites.request_host(request)
+    except DisallowedHost:
+        return None
+    site = sites.recent_pixel_site(host=host, code=code)
+    if site is sites.NOT_SEEN:
+        site = await run_sync(sites.site_for_pixel, host=host, code=code)
+    if site is None:
+        return gif(404, request, NO_SITE)
+    if answer := not_counted_on_purpose(request):
+        return gif(answer[0], request, answer[1])
+    if timezone.now().date() not in _salts:
+        await run_sync(todays_salt)
+    ip = BaseThrottle().get_ident(request)
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
+    try:
+        status, reason, hit = pixel_hit(request, site, ip, user_agent)
+    except SynchronousOnlyOperation:  # midnight passed since the salt was read
+        status, reason, hit = await run_sync(pixel_hit, request, site, ip, user_agent)
+    item = PixelItem(site_id=site.pk, hit=hit)
+    usage = None
+    if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
+        # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
+        bucket = f"goatcounter-pixel:{visitor_hash(0, ip=ip, user_agent=user_agent).hex}"
+        item.limit, item.period = ratelimit.parse_rate(rate)
+        now = time.time()
+        item.window = int(now // item.period)
+        reset = max(1, math.ceil((item.window + 1) * item.period - now))
+        if settings.REDIS_URL:
+            usage = _usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
+            if not usage.allowed:
+                return too_many(request, item, usage)
+        else:
+            item.bucket = bucket  # counted in the batch's transaction
+    if item.hit is None and not item.bucket:
+        return gif(status, request, reason, usage)
+    try:
+        count = await hits_batcher.submit(item)
+    except psycopg.IntegrityError:  # the site was deleted since this process looked it up
+        sites.forget_pixel_sites()
+        return gif(404, request, NO_SITE)
+    except (Unavailable, psycopg.Error):
+        status, headers, body = gif(503, request, "not counted: the database is unavailable; try again")
+        return status, [*headers, ("Retry-After", "1")], body
+    if count is not None:
+        usage = _usage(item, count, reset)
+        if not usage.allowed:
+            return too_many(request, item, usage)
+    if item.hit is not None:
+        _schedule_roll_up()
+    return gif(status, request, reason, usage)
+
+
+def _usage(item: PixelItem, count: int, reset: int) -> ratelimit.Usage:
+    return ratelimit.Usage(
+        limit=item.limit, remaining=max(item.limit - count, 0), reset=reset, allowed=count <= item.limit
+    )
+
+
+def too_many(request: AsgiRequest, item: PixelItem, usage: ratelimit.Usage) -> tuple:
+    return gif(429, request, f"rate limited: at most {item.limit} hits in {item.period} s", usage)
