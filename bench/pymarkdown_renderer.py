@@ -1,4 +1,4 @@
-"""The renderer social/markdown.py had before markdown-it-py (Python-Markdown), kept for bench/markdown.py to compare.
+"""The renderer social/markdown.py had before markdown-it-py (Python-Markdown), kept for bench/markdown_cost.py to compare.
 
 It is quadratic in nested `[` (18 s for 10,000 of them): never use it to serve requests.
 

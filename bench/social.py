@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# `python bench/social.py` puts bench/ first on the path, not the project, and bench/markdown.py would then shadow
-# the markdown package that DRF imports
+# `python bench/social.py` puts bench/ first on the path, not the project: the project's root goes there instead
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 

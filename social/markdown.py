@@ -122,7 +122,7 @@ def render(text: str) -> Rendered:
     """text (Markdown) as sanitised HTML, with the tags and existing users it names.
 
     Runs at most one query: the usernames that could be mentioned, looked up case-insensitively.
-    Linear in len(text): bench/markdown.py measures it, test_markdown_cost.py guards it.
+    Linear in len(text): bench/markdown_cost.py measures it, test_markdown_cost.py guards it.
     Raises RenderedTooLarge past RENDERED_MAX_LENGTH characters of HTML."""
     text = _CONTROL.sub("\ufffd", text)
     env = _Env(users=_existing_users(_mention_candidates(text)))

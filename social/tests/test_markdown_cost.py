@@ -2,7 +2,7 @@
 
 Cost: the class of CPU denials of service through Markdown (nested brackets, `![`, backticks, emphasis
 runs, deep lists and quotes, long lines, entity floods, and random mixes of them), each at
-CONTENT_MAX_LENGTH characters. bench/markdown.py times the same shapes against the old Python-Markdown
+CONTENT_MAX_LENGTH characters. bench/markdown_cost.py times the same shapes against the old Python-Markdown
 renderer. Size: no input renders to more than RENDERED_MAX_LENGTH characters of HTML (the amplifiers,
 tags, mentions, references to a long URL, are refused with 400 and store nothing)."""
 

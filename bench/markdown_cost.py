@@ -8,8 +8,8 @@ takes seconds on some shapes) with old/new, the HTML it renders to (or "refused"
 and the worst case of each. No database: mentions resolve
 against a fixed set of users, as if `alice` existed.
 
-    .venv/bin/python bench/markdown.py              # all shapes, old and new (about two minutes)
-    .venv/bin/python bench/markdown.py --new-only   # new renderer only, plus a bigger fuzz run
+    .venv/bin/python bench/markdown_cost.py              # all shapes, old and new (about two minutes)
+    .venv/bin/python bench/markdown_cost.py --new-only   # new renderer only, plus a bigger fuzz run
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# `python bench/markdown.py` puts bench/ first on the path, where this file would shadow Python-Markdown.
+# `python bench/markdown_cost.py` puts bench/ first on the path: the project's root goes there instead.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
