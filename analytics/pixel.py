@@ -24,7 +24,7 @@ from rest_framework.throttling import BaseThrottle
 
 from analytics import rollups, sites
 from analytics.models import BotHit, Hit, Path, VisitorPath
-from analytics.services import HIT_COLUMNS, CleanHit, _salts, todays_salt, visitor_hash
+from analytics.services import HIT_COLUMNS, CleanHit, _salts, hit_row, todays_salt, visitor_hash
 from analytics.views import NO_SITE, PIXEL, not_counted_on_purpose, pixel_hit
 from logsvc import ratelimit
 from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
@@ -86,23 +86,7 @@ async def store_hits(conn: psycopg.AsyncConnection, hits: list[tuple[int, CleanH
         sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN"
         async with cursor.copy(sql) as copy:
             for (site_id, hit), first in zip(people, firsts, strict=True):
-                await copy.write_row(
-                    (
-                        site_id,
-                        path_ids[site_id, hit.path, hit.event],
-                        hit.visitor,
-                        first,
-                        hit.ref,
-                        hit.ref_scheme,
-                        hit.campaign,
-                        hit.browser,
-                        hit.system,
-                        hit.size,
-                        hit.location,
-                        hit.language,
-                        hit.created_at or now,
-                    )
-                )
+                await copy.write_row(hit_row(site_id, path_ids[site_id, hit.path, hit.event], hit, first, now))
 
 
 async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]]) -> dict[tuple[int, str, bool], int]:

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import psycopg
 from django.db import connection, transaction
@@ -85,6 +86,25 @@ HIT_COLUMNS = [
 ]
 
 
+def hit_row(site_id: int, path_id: int, hit: CleanHit, first: bool, now: datetime) -> tuple[Any, ...]:
+    """A hit as the COPY into the hit table takes it, in HIT_COLUMNS' order (here and in analytics.pixel)."""
+    return (
+        site_id,
+        path_id,
+        hit.visitor,
+        first,
+        hit.ref,
+        hit.ref_scheme,
+        hit.campaign,
+        hit.browser,
+        hit.system,
+        hit.size,
+        hit.location,
+        hit.language,
+        hit.created_at or now,
+    )
+
+
 def record_hits(site: Site, hits: list[CleanHit]) -> None:
     """Store checked hits; call inside a transaction (the caller answers only once it commits)."""
     assert transaction.get_connection().in_atomic_block, "record_hits needs the caller's transaction"
@@ -102,23 +122,7 @@ def record_hits(site: Site, hits: list[CleanHit]) -> None:
     sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for hit, first in zip(people, firsts, strict=True):
-            copy.write_row(
-                (
-                    site.pk,
-                    path_ids[hit.path, hit.event],
-                    hit.visitor,
-                    first,
-                    hit.ref,
-                    hit.ref_scheme,
-                    hit.campaign,
-                    hit.browser,
-                    hit.system,
-                    hit.size,
-                    hit.location,
-                    hit.language,
-                    hit.created_at or now,
-                )
-            )
+            copy.write_row(hit_row(site.pk, path_ids[hit.path, hit.event], hit, first, now))
 
 
 def record_one_hit(site: Site, hit: CleanHit) -> None:
