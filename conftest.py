@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -111,6 +114,13 @@ def subprocess_environ(*drop: str) -> dict[str, str]:
 # A real browser for the tests that need one (count.js, the dashboard, the XSS audit): Debian's Chromium driven
 # by Playwright. One browser per session (starting it costs about a second; a second sync Playwright in the same
 # thread refuses to start), one fresh context per test, so no cookie, localStorage or cache leaks between tests.
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run() on a thread of its own: once the session's browser has started, Playwright's sync API keeps an
+    event loop running in the main thread, where asyncio.run() refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 @pytest.fixture(scope="session")

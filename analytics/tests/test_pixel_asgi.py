@@ -30,6 +30,7 @@ from analytics import sites
 from analytics.models import BotHit, Hit, Site
 from analytics.tests.conftest import database_url
 from analytics.tests.test_ratelimit_processes import free_port, server_env
+from conftest import run_coroutine
 from logsvc.asgi import application, close_lookup_connections
 from logsvc.models import RateLimitCounter
 
@@ -85,7 +86,7 @@ def run(*calls):
     async def together():
         return await asyncio.gather(*calls)
 
-    return asyncio.run(together())
+    return run_coroutine(together())
 
 
 def paths() -> list[str]:
@@ -171,7 +172,7 @@ def test_a_batch_that_loses_its_connection_is_answered_503_and_the_next_one_reco
         after = await call("/count/alice-blog", "p=/after")
         return first, lost, after
 
-    first, lost, after = asyncio.run(scenario())
+    first, lost, after = run_coroutine(scenario())
     assert first[0] == 200 and after[0] == 200
     assert [status for status, _, _ in lost] == [503] * 3
     assert all(head["retry-after"] == "1" for _, head, _ in lost)

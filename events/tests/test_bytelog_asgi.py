@@ -13,7 +13,7 @@ import orjson
 import pytest
 from rest_framework.test import APIClient
 
-from conftest import make_key
+from conftest import make_key, run_coroutine
 from events import asgi as events_asgi
 from events.models import Event
 from logsvc.asgi import application, close_lookup_connections
@@ -66,7 +66,7 @@ def run(*calls):
     async def together():
         return await asyncio.gather(*calls)
 
-    return asyncio.run(together())
+    return run_coroutine(together())
 
 
 def stored() -> list[tuple]:
@@ -165,7 +165,7 @@ def test_a_lost_connection_answers_503_and_stores_nothing(alice):
         after = await call(orjson.dumps({**EVENT, "id": "after"}), headers)
         return first, lost, after
 
-    first, lost, after = asyncio.run(scenario())
+    first, lost, after = run_coroutine(scenario())
     assert (first[0], lost[0], after[0]) == (201, 503, 201)
     assert orjson.loads(lost[2]) == {"error": "The database is unavailable; try again."}
     assert [row[1] for row in stored()] == [1, "after"]
