@@ -2,10 +2,11 @@
 handful of queries and with no model instances.
 
 A page of 20 logs nests authors, comments with their authors, tags, mentions and likes. Loading them as
-models through prefetches cost ~30 ms of CPU a page, most of it in the ORM; here each relation is one
-query of plain rows for the whole page (tags, mentions and counts ride along as arrays and subqueries of
-the logs' own query, and times come formatted from PostgreSQL), and the page is assembled as dicts:
-~5x less CPU for the same bytes (social/tests/test_answers.py holds them to it).
+models through prefetches cost ~40 ms of CPU a page, most of it in the ORM; here each relation is one
+query of plain rows for the whole page (the logs with their totals and their tags' and mentions' ids, their
+latest comments, their latest likes, then the page's tags and the page's users, each once; times come
+formatted from PostgreSQL), and the page is assembled as dicts: ~5x less CPU for the same bytes
+(social/tests/test_answers.py holds them to it; bench/social.py measures them).
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ def _rows(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
 
 
 class Page:
-    """What one response shows, read relation by relation: ask for the logs, comments and users it needs
-    (fetch_*), then build the dicts (log, comment, user). Users are read last, once for the whole page."""
+    """What one response shows, read relation by relation: ask for the logs and comments it needs (fetch_logs,
+    fetch_comments), then for the names they refer to (fetch_names: the page's tags and users, once each), then
+    build the dicts (log, comment, user)."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -146,6 +148,8 @@ class Page:
         self.users: dict[int, dict[str, Any]] = {}  # the profiles shown, made on first use (mentions need names only)
         self.tag_ids: set[int] = set()
         self.tags: dict[int, str] = {}  # by lower(name)
+        self.tag_order: dict[int, int] = {}
+        self.user_order: dict[int, int] = {}
 
     # --- reading ---
 
