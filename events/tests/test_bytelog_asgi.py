@@ -81,6 +81,11 @@ def django_answer(body: bytes, headers: dict[str, str]):
 def assert_same(asgi: tuple, django) -> None:
     status, head, body = asgi
     assert (status, body) == (django.status_code, django.content)
+    assert_same_headers(head, django)
+
+
+def assert_same_headers(head: dict[str, str], django) -> None:
+    """The ASGI path's headers are Django's (bar those each server writes itself)."""
     ignore = {"content-length", "date", "server"}
     assert set(head) - ignore == {name.lower() for name in django.headers} - ignore
     for name in ("content-type", "allow", "vary", "retry-after", "x-rate-limit-remaining"):
