@@ -86,6 +86,9 @@ def service_host(domain: str) -> bool:
 
 
 def site_hosts(site: Site) -> tuple[str, ...]:
+    """The site's domains; for a site the pixel remembers (site_for_pixel), read once with it."""
+    if (hosts := getattr(site, "pixel_hosts", None)) is not None:
+        return hosts
     return tuple(domain.domain for domain in site.domains.all())
 
 
@@ -114,6 +117,8 @@ def site_for_pixel(*, host: str = "", code: str = "") -> Site | None:
     now = time.monotonic()
     sites = with_domains(Site.objects.all())
     site = (sites.filter(code=code) if code else sites.filter(domains__domain=host)).first()
+    if site is not None:
+        site.pixel_hosts = site_hosts(site)  # not again at each hit: building the related manager costs
     if len(_recent) > 1000:
         _recent.clear()
     _recent[lookup] = (now, site)
