@@ -9,6 +9,8 @@ from django.db.models import QuerySet
 from rest_framework import exceptions, pagination
 from rest_framework.request import Request
 
+from logsvc.db import prepared_cursor
+
 MAX_OFFSET = 2**63 - 1 - 1000  # room for OFFSET + LIMIT
 
 
@@ -32,9 +34,14 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         """Only the page's ids, for views that build their rows themselves (social.pages): of a QuerySet of
         models, their pks; of a flat values_list() or anything else that slices, what its slice holds."""
         self.read_page_parameters(queryset, request, view)
-        if isinstance(queryset, QuerySet) and not queryset._fields:
+        if not isinstance(queryset, QuerySet):
+            return list(queryset[self.offset : self.offset + self.limit])
+        if not queryset._fields:
             queryset = queryset.values_list("pk", flat=True)
-        return list(queryset[self.offset : self.offset + self.limit])
+        sql, params = queryset[self.offset : self.offset + self.limit].query.sql_with_params()
+        with prepared_cursor(queryset.db) as cursor:  # a page's SQL is the same for every request of its kind
+            cursor.execute(sql, params)
+            return [row[0] for row in cursor.fetchall()]
 
     def read_page_parameters(self, queryset: Any, request: Request, view: Any) -> None:
         self.view = view

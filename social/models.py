@@ -7,6 +7,8 @@ from django.db import connections, models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from logsvc.db import prepared_cursor
+
 
 class Tag(models.Model):
     name = models.CharField(max_length=100)  # case kept as first written: "HelloCode"
@@ -152,7 +154,7 @@ class CounterQuerySet(models.QuerySet["Counter"]):
 
     def value(self, kind: str, key: int = 0) -> int:
         """The count, 0 for none (every page reads one: plain SQL costs a third of the ORM's CPU here)."""
-        with connections[self.db].cursor() as cursor:
+        with prepared_cursor(self.db) as cursor:
             cursor.execute(f"SELECT value FROM {Counter._meta.db_table} WHERE kind = %s AND key = %s", [kind, key])
             row = cursor.fetchone()
         return row[0] if row else 0

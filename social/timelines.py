@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from django.db import connection
-
+from logsvc.db import prepared_cursor
 from logsvc.models import User
 from social.models import Counter, Follow, Log
 
@@ -37,7 +36,7 @@ class HomeTimeline:
         """(how many logs each author wrote, how many logs there are), from the counters in one query (an index
         range: `key IN (subquery)` had PostgreSQL read every counter)."""
         counters = Counter._meta.db_table
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"SELECT ARRAY(SELECT value FROM {counters} WHERE kind = 'user_logs' "
                 f"AND key = ANY(ARRAY({_authors_sql()}))), "
@@ -68,7 +67,7 @@ class HomeTimeline:
                 f"{order} OFFSET %(offset)s LIMIT %(limit)s"
             )
         params = {"me": self.user.pk, "end": offset + limit, "offset": offset, "limit": limit}
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             return [row[0] for row in cursor.fetchall()]
 
