@@ -1,8 +1,9 @@
-"""The browser pixel (/count, /count/<code>) under the ASGI server: the answers of analytics.views.count_pixel,
-with the hits of concurrent requests stored by one COPY in one transaction (logsvc.groupcommit).
+"""The browser pixel (/count, /count/<code>) and a backend's POST /api/v0/count under the ASGI server: the answers
+of analytics.views.count_pixel and CountView, with the hits of concurrent requests stored by one COPY in one
+transaction (logsvc.groupcommit).
 
 Each request is answered only after the commit that holds its hit. Without Redis, the pixel's rate-limit
-counters are counted by the batch too (see write_pixel_hits), so a hit costs no commit of its own for them
+counters are counted by the batch too (see write_hits), so a hit costs no commit of its own for them
 either; with Redis they are an INCR there, before the hit joins a batch.
 """
 
@@ -16,34 +17,40 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
 from django.utils import timezone
+from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle
 
 from analytics import rollups, sites
-from analytics.models import BotHit, Hit, Path, VisitorPath
+from analytics.models import BotHit, Hit, Path, Site, VisitorPath
 from analytics.services import HIT_COLUMNS, CleanHit, _salts, hit_row, todays_salt, visitor_hash
-from analytics.views import NO_SITE, PIXEL, not_counted_on_purpose, pixel_hit
+from analytics.validation import BatchError, CountBatch, clean_count_hits, read_count_body
+from analytics.views import COUNTED, NO_SITE, PIXEL, not_counted_on_purpose, pixel_hit
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
+from logsvc.asgi import AsgiRequest, Receive, Send, read_body, run_sync, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
+from logsvc.hotpath import api_key, item_usage, plain_json_post, rate_headers, throttled, unavailable
+from logsvc.models import LAST_USED_RESOLUTION
 
 
 @dataclass(slots=True)
-class PixelItem:
-    """One pixel request in a batch: the hit to store (None: only its rate-limit count), and its counter."""
+class HitsItem:
+    """One request in a batch: its hits to store (one of the pixel, up to 500 of /api/v0/count, none: only its
+    rate-limit count), and its counter."""
 
     site_id: int
-    hit: CleanHit | None
+    hits: list[CleanHit]
     bucket: str = ""  # PostgreSQL rate-limit counter; "" when not counted here
     window: int = 0
     period: int = 1
     limit: int = 0
 
 
-async def write_pixel_hits(conn: psycopg.AsyncConnection, items: list[PixelItem]) -> list[Any]:
+async def write_hits(conn: psycopg.AsyncConnection, items: list[HitsItem]) -> list[Any]:
     """The batch's writes: the rate-limit counters, then the hits allowed, in the transaction GroupCommit commits.
     Returns each item's count in its rate-limit window (None when not counted here).
 
@@ -58,9 +65,10 @@ async def write_pixel_hits(conn: psycopg.AsyncConnection, items: list[PixelItem]
         counts = await ratelimit.count_in_transaction(conn, items)
         await conn.commit()
     hits = [
-        (item.site_id, item.hit)
+        (item.site_id, hit)
         for item, count in zip(items, counts, strict=True)
-        if item.hit is not None and (count is None or count <= item.limit)
+        if count is None or count <= item.limit
+        for hit in item.hits
     ]
     if hits:
         await store_hits(conn, hits)
@@ -153,7 +161,7 @@ async def _first_visits(
     return firsts
 
 
-hits_batcher = GroupCommit(write_pixel_hits, name="pixel")
+hits_batcher = GroupCommit(write_hits, name="hits")
 
 _background: set[asyncio.Task] = set()
 
@@ -221,7 +229,7 @@ async def _answer(request: AsgiRequest) -> tuple | None:
         status, reason, hit = pixel_hit(request, site, ip, user_agent)
     except SynchronousOnlyOperation:  # midnight passed since the salt was read
         status, reason, hit = await run_sync(pixel_hit, request, site, ip, user_agent)
-    item = PixelItem(site_id=site.pk, hit=hit)
+    item = HitsItem(site_id=site.pk, hits=[] if hit is None else [hit])
     usage = None
     if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
         # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
@@ -231,12 +239,12 @@ async def _answer(request: AsgiRequest) -> tuple | None:
         item.window = int(now // item.period)
         reset = max(1, math.ceil((item.window + 1) * item.period - now))
         if settings.REDIS_URL:
-            usage = _usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
+            usage = item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
             if not usage.allowed:
                 return too_many(request, item, usage)
         else:
             item.bucket = bucket  # counted in the batch's transaction
-    if item.hit is None and not item.bucket:
+    if not item.hits and not item.bucket:
         return gif(status, request, reason, usage)
     try:
         count = await hits_batcher.submit(item)
@@ -247,19 +255,99 @@ async def _answer(request: AsgiRequest) -> tuple | None:
         status, headers, body = gif(503, request, "not counted: the database is unavailable; try again")
         return status, [*headers, ("Retry-After", "1")], body
     if count is not None:
-        usage = _usage(item, count, reset)
+        usage = item_usage(item, count, reset)
         if not usage.allowed:
             return too_many(request, item, usage)
-    if item.hit is not None:
+    if item.hits:
         _schedule_roll_up()
     return gif(status, request, reason, usage)
 
 
-def _usage(item: PixelItem, count: int, reset: int) -> ratelimit.Usage:
-    return ratelimit.Usage(
-        limit=item.limit, remaining=max(item.limit - count, 0), reset=reset, allowed=count <= item.limit
-    )
-
-
-def too_many(request: AsgiRequest, item: PixelItem, usage: ratelimit.Usage) -> tuple:
+def too_many(request: AsgiRequest, item: HitsItem, usage: ratelimit.Usage) -> tuple:
     return gif(429, request, f"rate limited: at most {item.limit} hits in {item.period} s", usage)
+
+
+# What DRF's APIView adds to CountView's answers (Allow) and the renderer negotiation (Vary).
+COUNT_VIEW_HEADERS = [("Vary", "Accept, origin"), ("Allow", "POST, OPTIONS")]
+
+
+async def post_count(request: AsgiRequest, receive: Receive, send: Send) -> bool:
+    """POST /api/v0/count's plain case: valid hits in a JSON body sent as is, with a key that may count. Anything
+    else (an `Idempotency-Key`, gzip, a CORS request, a bad key, a hit or a body at fault, a site that can't be
+    told) is handed to Django, body and all, which answers as it always has; so is a site deleted meanwhile."""
+    if not plain_json_post(request):
+        return False
+    key = await api_key(request, "count")
+    if key is None:
+        return False
+    body = await read_body(request, receive, settings.BODY_MAX_BYTES)
+    if body is None:
+        return False
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    request.auth = key  # for sites.site_for_request, as DRF would have set it
+    found = await run_sync(_count_batch, request, data)
+    if found is None:
+        return False
+    site, batch = found
+    if key.last_used is None or timezone.now() - key.last_used >= LAST_USED_RESOLUTION:
+        await run_sync(key.touch)
+    item = HitsItem(site_id=site.pk, hits=batch.hits)
+    usage, reset = None, 0
+    if rate := settings.RATE_LIMITS.get("goatcounter-count"):
+        item.limit, item.period = ratelimit.parse_rate(rate)
+        now = time.time()
+        item.window = int(now // item.period)
+        reset = max(1, math.ceil((item.window + 1) * item.period - now))
+        bucket = f"goatcounter-count:key:{key.pk}"  # ScopedKeyThrottle's, so both paths share one limit
+        if settings.REDIS_URL:
+            usage = item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
+            if not usage.allowed:
+                await send_response(send, *throttled(request, "goatcounter", usage, COUNT_VIEW_HEADERS))
+                return True
+        else:
+            item.bucket = bucket
+    if item.hits or item.bucket:
+        try:
+            count = await hits_batcher.submit(item)
+        except psycopg.IntegrityError:  # the site was deleted since it was looked up: Django says so
+            sites.forget_pixel_sites()
+            return False
+        except (Unavailable, psycopg.Error):
+            await send_response(send, *unavailable(request, "goatcounter"))
+            return True
+        if count is not None:
+            usage = item_usage(item, count, reset)
+            if not usage.allowed:
+                await send_response(send, *throttled(request, "goatcounter", usage, COUNT_VIEW_HEADERS))
+                return True
+    if item.hits:
+        _schedule_roll_up()
+    headers = [("Content-Type", "application/json"), *COUNT_VIEW_HEADERS, *rate_headers(usage)]
+    if batch.filtered:
+        headers.append(("X-Goatcounter-Filter", ", ".join(batch.filtered)))
+    await send_response(send, 202, [*headers, *security_headers(request)], COUNTED_JSON)
+    return True
+
+
+COUNTED_JSON = orjson.dumps(COUNTED)
+
+
+def _count_batch(request: AsgiRequest, data: Any) -> tuple[Site, CountBatch] | None:
+    """CountView's checks, on a lookup thread (the site is a query): None when Django must answer."""
+    try:
+        hits, no_sessions, filters = read_count_body(data)
+        site = sites.site_for_request(request)
+    except (BatchError, exceptions.APIException):
+        return None
+    batch = clean_count_hits(
+        hits,
+        site_id=site.pk,
+        site_hosts=sites.site_hosts(site),
+        ignore_ips=site.ignore_ips,
+        no_sessions=no_sessions,
+        filters=filters,
+    )
+    return None if batch.errors else (site, batch)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
+from rest_framework import exceptions
 
 from analytics import hitinfo
 from analytics.services import CleanHit, visitor_hash
@@ -21,6 +23,7 @@ HIT_FIELDS = frozenset(
     + ["created_at", "session"]
 )
 MAX_SESSION = 256
+MAX_HITS = 500  # in one POST /api/v0/count
 FUTURE_LEEWAY = timedelta(seconds=5)
 NO_SESSION = "session or browser/IP not set; use no_sessions if you don't want to track unique visits"
 
@@ -31,6 +34,63 @@ class HitError(ValueError):
 
 class Ignored(Exception):
     """A hit that is valid but not counted: a path GoatCounter ignores, or an IP on the site's ignore list."""
+
+
+class BatchError(ValueError):
+    """A /api/v0/count body with no hits or too many, answered as GoatCounter does: {"error": "..."}."""
+
+
+@dataclass
+class CountBatch:
+    """A checked /api/v0/count body: its hits cleaned for their site."""
+
+    hits: list[CleanHit]
+    errors: dict[str, list[str]]  # the refused hits' problems, by their index
+    filtered: list[str]  # the indexes of the hits not counted on purpose (X-Goatcounter-Filter)
+
+
+def read_count_body(data: Any) -> tuple[list[Any], bool, list[Any]]:
+    """(hits, no_sessions, filter) of a /api/v0/count body; ParseError, ValidationError or BatchError when the
+    body as a whole is wrong (the hits themselves are checked by clean_count_hits)."""
+    if not isinstance(data, dict):
+        raise exceptions.ParseError('Send a JSON object such as {"hits": [{"path": "/"}]}.')
+    if unknown := sorted(set(data) - {"no_sessions", "filter", "hits"}):
+        raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
+    hits, no_sessions, filters = data.get("hits"), data.get("no_sessions", False), data.get("filter", ["ip"])
+    if not isinstance(no_sessions, bool):
+        raise exceptions.ValidationError({"no_sessions": ["Must be true or false."]})
+    if not isinstance(filters, list) or not all(item == "ip" for item in filters):
+        raise exceptions.ValidationError({"filter": ['Must be a list: ["ip"] (the default) or [].']})
+    # GoatCounter's {"error": ...} for these, not the {"errors": {"body": [...]}} a ParseError would get
+    if not isinstance(hits, list) or not hits:
+        raise BatchError("no hits")
+    if len(hits) > MAX_HITS:
+        raise BatchError(f"maximum amount of pageviews in one batch is {MAX_HITS}")
+    return hits, no_sessions, filters
+
+
+def clean_count_hits(
+    hits: list[Any],
+    *,
+    site_id: int,
+    site_hosts: tuple[str, ...],
+    ignore_ips: list[str],
+    no_sessions: bool,
+    filters: list[Any],
+) -> CountBatch:
+    """Each hit of a /api/v0/count body cleaned (clean_api_hit), refused or filtered out."""
+    batch = CountBatch(hits=[], errors={}, filtered=[])
+    ignored = frozenset(ignore_ips) if filters else frozenset()
+    for index, raw in enumerate(hits):
+        try:
+            batch.hits.append(
+                clean_api_hit(raw, site_id=site_id, site_hosts=site_hosts, no_sessions=no_sessions, ignore_ips=ignored)
+            )
+        except HitError as error:
+            batch.errors[str(index)] = [str(error)]
+        except Ignored:
+            batch.filtered.append(str(index))
+    return batch
 
 
 def _text(raw: dict[str, Any], name: str, limit: int | None = None) -> str:

@@ -27,7 +27,14 @@ from analytics.rollups import schedule_roll_up
 from analytics.serializers import ExportSerializer, SiteSerializer
 from analytics.services import CleanHit, record_hits, record_one_hit, visitor_hash
 from analytics.tasks import reap_stale_exports, run_export
-from analytics.validation import HitError, Ignored, clean_api_hit, clean_pixel_hit
+from analytics.validation import (
+    BatchError,
+    HitError,
+    Ignored,
+    clean_count_hits,
+    clean_pixel_hit,
+    read_count_body,
+)
 from logsvc import ratelimit
 from logsvc.auth import ApiKeyAuthentication
 from logsvc.fields import IPAddressDocField, SizeDocField
@@ -35,7 +42,7 @@ from logsvc.idempotency import idempotent
 from logsvc.openapi import error_responses
 from logsvc.pagination import MAX_OFFSET
 
-MAX_HITS = 500
+COUNTED = {"status": "ok"}
 
 
 class GoatCounterView(APIView):
@@ -189,50 +196,30 @@ class CountView(GoatCounterView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = request.data
-        if not isinstance(data, dict):
-            raise exceptions.ParseError('Send a JSON object such as {"hits": [{"path": "/"}]}.')
-        if unknown := sorted(set(data) - {"no_sessions", "filter", "hits"}):
-            raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
-        hits, no_sessions, filters = data.get("hits"), data.get("no_sessions", False), data.get("filter", ["ip"])
-        if not isinstance(no_sessions, bool):
-            raise exceptions.ValidationError({"no_sessions": ["Must be true or false."]})
-        if not isinstance(filters, list) or not all(item == "ip" for item in filters):
-            raise exceptions.ValidationError({"filter": ['Must be a list: ["ip"] (the default) or [].']})
-        # GoatCounter's {"error": ...} for these, not the {"errors": {"body": [...]}} a ParseError would get
-        if not isinstance(hits, list) or not hits:
-            return Response({"error": "no hits"}, status=status.HTTP_400_BAD_REQUEST)
-        if len(hits) > MAX_HITS:
-            message = f"maximum amount of pageviews in one batch is {MAX_HITS}"
-            return Response({"error": message}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            hits, no_sessions, filters = read_count_body(request.data)
+        except BatchError as error:
+            return Response({"error": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         site = sites.site_for_request(request)
-        hosts = sites.site_hosts(site)
-        ignore_ips = frozenset(site.ignore_ips) if filters else frozenset()
-        cleaned: list[CleanHit] = []
-        errors: dict[str, list[str]] = {}
-        filtered: list[str] = []
-        for index, raw in enumerate(hits):
-            try:
-                cleaned.append(
-                    clean_api_hit(
-                        raw, site_id=site.pk, site_hosts=hosts, no_sessions=no_sessions, ignore_ips=ignore_ips
-                    )
-                )
-            except HitError as error:
-                errors[str(index)] = [str(error)]
-            except Ignored:
-                filtered.append(str(index))
+        batch = clean_count_hits(
+            hits,
+            site_id=site.pk,
+            site_hosts=sites.site_hosts(site),
+            ignore_ips=site.ignore_ips,
+            no_sessions=no_sessions,
+            filters=filters,
+        )
         with transaction.atomic():
-            record_hits(site, cleaned)
+            record_hits(site, batch.hits)
         transaction.on_commit(schedule_roll_up)
-        if errors:
+        if batch.errors:
             # Not an exception: the valid hits are stored, and a retry with the same Idempotency-Key gets this answer.
-            response = Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+            response = Response({"errors": batch.errors}, status=status.HTTP_400_BAD_REQUEST)
             response.keep_for_retries = True
         else:
-            response = Response({"status": "ok"}, status=status.HTTP_202_ACCEPTED)
-        if filtered:
-            response["X-Goatcounter-Filter"] = ", ".join(filtered)
+            response = Response(COUNTED, status=status.HTTP_202_ACCEPTED)
+        if batch.filtered:
+            response["X-Goatcounter-Filter"] = ", ".join(batch.filtered)
         return response
 
 

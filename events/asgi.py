@@ -19,19 +19,16 @@ from typing import Any
 import orjson
 import psycopg
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
 from django.utils import timezone
-from rest_framework import exceptions
 
 from events.models import Event, LogMessage, new_uid
 from events.services import EVENT_COPY_COLUMNS
 from events.validation import clean_event, clean_log_message
 from logsvc import ratelimit
 from logsvc.asgi import AsgiRequest, Receive, Send, read_body, run_sync, security_headers, send_response
-from logsvc.auth import _recent_keys, raw_key_from_request, recently_seen_key
-from logsvc.exceptions import error_body
 from logsvc.groupcommit import GroupCommit, Unavailable
-from logsvc.models import LAST_USED_RESOLUTION, ApiKey, hash_key
+from logsvc.hotpath import api_key, item_usage, plain_json_post, rate_headers, throttled, unavailable
+from logsvc.models import LAST_USED_RESOLUTION
 
 # What DRF's APIView adds to every answer of these views (Allow) and the renderer negotiation (Vary).
 VIEW_HEADERS = [("Vary", "Accept, origin"), ("Allow", "GET, POST, HEAD, OPTIONS")]
@@ -50,7 +47,7 @@ class Item:
 
 
 async def write_items(conn: psycopg.AsyncConnection, items: list[Item]) -> list[Any]:
-    """Counters (committed first, as analytics.pixel.write_pixel_hits does), then the rows allowed: events by one
+    """Counters (committed first, as analytics.pixel.write_hits does), then the rows allowed: events by one
     COPY, log messages by one COPY with ids taken from their sequence first (the answer names them).
     Returns (count in the rate-limit window or None, the log message's id or None) per item."""
     counts: list[int | None] = [None] * len(items)
@@ -101,34 +98,6 @@ async def write_items(conn: psycopg.AsyncConnection, items: list[Item]) -> list[
 ingest_batcher = GroupCommit(write_items, name="ingest")
 
 
-async def _key(raw: str) -> ApiKey | None:
-    """logsvc.auth.recently_seen_key, from this process's memory when it can be (no query, no thread)."""
-    ttl = settings.API_KEY_CACHE_SECONDS
-    if ttl:
-        seen = _recent_keys.get(hash_key(raw))
-        if seen is not None and time.time() - seen[0] < ttl:
-            return seen[1] if seen[1].is_usable() else None
-    return await run_sync(recently_seen_key, raw)
-
-
-def _plain(request: AsgiRequest) -> bool:
-    """Whether the request is one the hot path may take: JSON sent as is, nothing Django must look at."""
-    meta = request.META
-    accept = meta.get("HTTP_ACCEPT", "*/*")
-    return (
-        request.method == "POST"
-        and meta.get("CONTENT_TYPE", "").startswith("application/json")
-        and meta.get("HTTP_CONTENT_ENCODING", "identity").strip().lower() == "identity"
-        and "HTTP_TRANSFER_ENCODING" not in meta
-        and meta.get("CONTENT_LENGTH", "").isdigit()
-        and int(meta["CONTENT_LENGTH"]) <= settings.BODY_MAX_BYTES
-        and not {"HTTP_IDEMPOTENCY_KEY", "HTTP_X_HTTP_METHOD_OVERRIDE", "HTTP_ORIGIN"} & meta.keys()
-        and "_method" not in request.GET
-        and accept in ("*/*", "application/json")
-        and not (settings.SECURE_SSL_REDIRECT and not request.is_secure())
-    )
-
-
 async def post_log_message(request: AsgiRequest, receive: Receive, send: Send) -> bool:
     return await _post(request, receive, send, "logster", "logs:write")
 
@@ -139,17 +108,10 @@ async def post_event(request: AsgiRequest, receive: Receive, send: Send) -> bool
 
 async def _post(request: AsgiRequest, receive: Receive, send: Send, family: str, scope: str) -> bool:
     """Store one item with group commit and answer as the view does; False hands the request to Django."""
-    if not _plain(request):
+    if not plain_json_post(request):
         return False
-    try:
-        request.get_host()  # ALLOWED_HOSTS: Django answers a Host it refuses
-        raw = raw_key_from_request(request)
-    except (exceptions.AuthenticationFailed, DisallowedHost):  # a bad Basic header, a refused Host: Django's answers
-        return False
-    if raw is None:
-        return False
-    key = await _key(raw)
-    if key is None or not key.user.is_active or scope not in key.scopes:
+    key = await api_key(request, scope)
+    if key is None:
         return False
     body = await read_body(request, receive, settings.BODY_MAX_BYTES)
     if body is None:
@@ -175,58 +137,26 @@ async def _post(request: AsgiRequest, receive: Receive, send: Send, family: str,
         reset = max(1, math.ceil((item.window + 1) * item.period - now))
         bucket = f"{family}:key:{key.pk}"
         if settings.REDIS_URL:
-            usage = _usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
+            usage = item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
             if not usage.allowed:
-                await send_response(send, *throttled(request, family, usage))
+                await send_response(send, *throttled(request, family, usage, VIEW_HEADERS))
                 return True
         else:
             item.bucket = bucket
     try:
         count, message_id = await ingest_batcher.submit(item)
     except (Unavailable, psycopg.Error):
-        body = orjson.dumps(error_body(family, 503, "The database is unavailable; try again."))
-        headers = [("Content-Type", "application/json"), ("Retry-After", "1"), *security_headers(request)]
-        await send_response(send, 503, headers, body)
+        await send_response(send, *unavailable(request, family))
         return True
     if count is not None:
-        usage = _usage(item, count, reset)
+        usage = item_usage(item, count, reset)
         if not usage.allowed:
-            await send_response(send, *throttled(request, family, usage))
+            await send_response(send, *throttled(request, family, usage, VIEW_HEADERS))
             return True
     if family == "logster":
         headers = [("Content-Type", "application/json"), *VIEW_HEADERS]
         status, body = 200, orjson.dumps({"MessageId": str(message_id)})
     else:
         headers, status, body = list(VIEW_HEADERS), 201, b""  # no body, no Content-Type
-    await send_response(send, status, [*headers, *_rate_headers(usage), *security_headers(request)], body)
+    await send_response(send, status, [*headers, *rate_headers(usage), *security_headers(request)], body)
     return True
-
-
-def _usage(item: Item, count: int, reset: int) -> ratelimit.Usage:
-    return ratelimit.Usage(
-        limit=item.limit, remaining=max(item.limit - count, 0), reset=reset, allowed=count <= item.limit
-    )
-
-
-def _rate_headers(usage: ratelimit.Usage | None) -> list[tuple[str, str]]:
-    if usage is None:
-        return []
-    return [
-        ("X-Rate-Limit-Limit", str(usage.limit)),
-        ("X-Rate-Limit-Remaining", str(usage.remaining)),
-        ("X-Rate-Limit-Reset", str(usage.reset)),
-    ]
-
-
-def throttled(request: AsgiRequest, family: str, usage: ratelimit.Usage) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The 429 DRF's throttle answers, in the family's envelope."""
-    detail = str(exceptions.Throttled(usage.reset).detail)
-    body = orjson.dumps(error_body(family, 429, detail))
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Retry-After", str(usage.reset)),
-        *VIEW_HEADERS,
-        *_rate_headers(usage),
-        *security_headers(request),
-    ]
-    return 429, headers, body

@@ -119,6 +119,7 @@ HOT_PATHS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/count(?:/(?P<code>[-a-zA-Z0-9_]+))?"), "analytics.pixel.count_pixel"),
     (re.compile(r"/api/v1/events/?"), "events.asgi.post_event"),
     (re.compile(r"/api/Log/?"), "events.asgi.post_log_message"),
+    (re.compile(r"/api/v0/count"), "analytics.pixel.post_count"),
 ]
 _handlers: dict[str, Handler] = {}
 

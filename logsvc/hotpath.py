@@ -1,0 +1,97 @@
+"""What the ASGI server's hot paths (analytics.pixel, events.asgi) share: which requests they may take, the API
+key, and the rate-limit headers they answer with, as Django's views would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from rest_framework import exceptions
+
+from logsvc import ratelimit
+from logsvc.asgi import AsgiRequest, run_sync, security_headers
+from logsvc.auth import _recent_keys, raw_key_from_request, recently_seen_key
+from logsvc.exceptions import error_body
+from logsvc.models import ApiKey, hash_key
+
+
+def plain_json_post(request: AsgiRequest) -> bool:
+    """Whether the request is one a hot path may take: JSON sent as is, nothing Django must look at."""
+    meta = request.META
+    accept = meta.get("HTTP_ACCEPT", "*/*")
+    return (
+        request.method == "POST"
+        and meta.get("CONTENT_TYPE", "").startswith("application/json")
+        and meta.get("HTTP_CONTENT_ENCODING", "identity").strip().lower() == "identity"
+        and "HTTP_TRANSFER_ENCODING" not in meta
+        and meta.get("CONTENT_LENGTH", "").isdigit()
+        and int(meta["CONTENT_LENGTH"]) <= settings.BODY_MAX_BYTES
+        and not {"HTTP_IDEMPOTENCY_KEY", "HTTP_X_HTTP_METHOD_OVERRIDE", "HTTP_ORIGIN"} & meta.keys()
+        and "_method" not in request.GET
+        and accept in ("*/*", "application/json")
+        and not (settings.SECURE_SSL_REDIRECT and not request.is_secure())
+    )
+
+
+async def api_key(request: AsgiRequest, scope: str) -> ApiKey | None:
+    """The request's usable API key with this scope, from this process's memory when it can be (no query, no
+    thread); None leaves the request to Django (no key, a bad one, a refused Host: Django's answers)."""
+    try:
+        request.get_host()  # ALLOWED_HOSTS
+        raw = raw_key_from_request(request)
+    except (exceptions.AuthenticationFailed, DisallowedHost):
+        return None
+    if raw is None:
+        return None
+    key = None
+    ttl = settings.API_KEY_CACHE_SECONDS
+    seen = _recent_keys.get(hash_key(raw)) if ttl else None
+    if seen is not None and time.time() - seen[0] < ttl:
+        key = seen[1] if seen[1].is_usable() else None
+    else:
+        key = await run_sync(recently_seen_key, raw)
+    if key is None or not key.user.is_active or scope not in key.scopes:
+        return None
+    return key
+
+
+def item_usage(item: Any, count: int, reset: int) -> ratelimit.Usage:
+    """The rate-limit usage of a batch item (limit, period) counted `count` in its window."""
+    return ratelimit.Usage(
+        limit=item.limit, remaining=max(item.limit - count, 0), reset=reset, allowed=count <= item.limit
+    )
+
+
+def rate_headers(usage: ratelimit.Usage | None) -> list[tuple[str, str]]:
+    if usage is None:
+        return []
+    return [
+        ("X-Rate-Limit-Limit", str(usage.limit)),
+        ("X-Rate-Limit-Remaining", str(usage.remaining)),
+        ("X-Rate-Limit-Reset", str(usage.reset)),
+    ]
+
+
+def throttled(
+    request: AsgiRequest, family: str, usage: ratelimit.Usage, view_headers: list[tuple[str, str]]
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The 429 DRF's throttle answers, in the family's envelope, with the view's own headers (Allow, Vary)."""
+    detail = str(exceptions.Throttled(usage.reset).detail)
+    body = orjson.dumps(error_body(family, 429, detail))
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Retry-After", str(usage.reset)),
+        *view_headers,
+        *rate_headers(usage),
+        *security_headers(request),
+    ]
+    return 429, headers, body
+
+
+def unavailable(request: AsgiRequest, family: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The 503 of a batch whose database went away: the request may be sent again."""
+    body = orjson.dumps(error_body(family, 503, "The database is unavailable; try again."))
+    return 503, [("Content-Type", "application/json"), ("Retry-After", "1"), *security_headers(request)], body
