@@ -53,7 +53,7 @@ from bench.ingest import (  # after the path fix above
     table_lines,
 )
 
-FAMILIES = ("logster", "bytelog", "goatcounter", "pixel", "bytelog-1")
+FAMILIES = ("logster", "bytelog", "goatcounter", "pixel", "bytelog-1", "count-1")
 DATABASE = "faults"
 RECOVERY_LIMIT = 15.0  # seconds after PostgreSQL is back by which each family must be acknowledged again
 
@@ -180,6 +180,18 @@ class OneEventFamily(Family):
         self.once, self.tag = True, "o"
 
 
+class OneCountFamily(Family):
+    """GoatCounter's /api/v0/count without an Idempotency-Key: the group-commit path (analytics.pixel.post_count).
+    Sent once, never retried, as bytelog-1."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "count-1", "/api/v0/count", {"Authorization": f"Bearer {key}"},
+            lambda markers: {"hits": [{"path": f"/hot/{m}", "title": "Faults", "session": m} for m in markers]},
+        )  # fmt: skip
+        self.once, self.tag = True, "c"
+
+
 class PixelFamily(Family):
     """The browser pixel: a GET per hit with its marker in the path, sent once. A browser's <img> never
     retries (and the pixel has no Idempotency-Key), so an unanswered hit is given up, as a browser would."""
@@ -214,6 +226,7 @@ def families(keys: dict[str, str], site_code: str) -> dict[str, Family]:
         ),
         "pixel": PixelFamily(site_code),
         "bytelog-1": OneEventFamily(keys["bytelog"]),
+        "count-1": OneCountFamily(keys["goatcounter"]),
     }
 
 
@@ -461,6 +474,11 @@ class FaultRun:
                 "SELECT substr(p.path, 9) FROM analytics_hit h JOIN analytics_path p ON p.id = h.path_id "
                 "WHERE h.site_id = %(site)s AND p.path LIKE '/faults/%%' "
                 "UNION ALL SELECT substr(path, 9) FROM analytics_bothit WHERE site_id = %(site)s AND path LIKE '/faults/%%'"
+            ),
+            "count-1": (
+                "SELECT substr(p.path, 6) FROM analytics_hit h JOIN analytics_path p ON p.id = h.path_id "
+                "WHERE h.site_id = %(site)s AND p.path LIKE '/hot/%%' "
+                "UNION ALL SELECT substr(path, 6) FROM analytics_bothit WHERE site_id = %(site)s AND path LIKE '/hot/%%'"
             ),
             "pixel": (
                 "SELECT substr(p.path, 8) FROM analytics_hit h JOIN analytics_path p ON p.id = h.path_id "
