@@ -358,4 +358,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    # Django's default config gives "django" a console handler of its own (with DEBUG) and lets it propagate
+    # to the root's: every "Not Found: /x" was printed twice. Its lines go to the root's handler only.
+    "loggers": {"django": {"handlers": [], "level": os.getenv("LOG_LEVEL", "INFO"), "propagate": True}},
 }
