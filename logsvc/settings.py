@@ -175,7 +175,11 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "logsvc API",
-    "DESCRIPTION": "Logster, Bytelog, Loggator and littlelogs APIs of logsvc. Errors use each family's own envelope.",
+    "DESCRIPTION": (
+        "The five APIs of logsvc: Logster (application log messages), Bytelog (business events and traces), "
+        "Loggator (public reads of one event), littlelogs (social work logs, OAuth2) and GoatCounter (privacy-"
+        "friendly web analytics). Each keeps its original's paths and answers errors in its own envelope."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -196,6 +200,10 @@ SPECTACULAR_SETTINGS = {
         {"name": "Bytelog", "description": "Business events with traces (`Authorization: Bearer`)."},
         {"name": "Loggator", "description": "Public reads of one event by its id; JSON-P and CORS."},
         {"name": "littlelogs", "description": "Social work logs; OAuth2 bearer tokens or a session login."},
+        {
+            "name": "GoatCounter",
+            "description": "Web analytics: sites, backend hit counting, CSV exports and stats (`Authorization: Bearer`).",
+        },
     ],
 }
 
