@@ -8,14 +8,16 @@ export DJANGO_SETTINGS_MODULE := logsvc.settings
 install: $(VENV)/.installed
 
 # Debian packages the tests and benchmarks drive: Chromium (browser tests, through Playwright), jq (the
-# GoatCounter seed's export loop, run as a test) and wrk (benchmarks). Installed when missing and we may.
+# GoatCounter seed's export loop, run as a test) and wrk (benchmarks). Installed when missing and we may;
+# while another apt-get or dpkg holds the lock, wait for it (up to 10 minutes) instead of giving up at once.
 SYSTEM_PACKAGES := chromium jq wrk
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing$$missing with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null; \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends$$missing >/dev/null; \
 	  else \
 	    echo "The tests need$$missing: install them (e.g. sudo apt-get install$$missing) and run make again."; exit 1; \
 	  fi; \

@@ -8,12 +8,14 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
+        from analytics.dashboard import sites_panel
         from analytics.models import Domain, Site
         from analytics.rollups import health_check
         from analytics.sites import forget_pixel_sites
-        from logsvc import health
+        from logsvc import frontdoor, health
 
         health.register("rollups", health_check)
+        frontdoor.register("sites", 10, sites_panel)
 
         for model in (Site, Domain):
             post_save.connect(forget_pixel_sites, sender=model, dispatch_uid=f"forget-{model.__name__}-saved")

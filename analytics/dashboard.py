@@ -1,4 +1,4 @@
-"""The dashboard's pages: "/" lists a user's sites, /sites/<code>/ shows one site's numbers.
+"""The dashboard's pages: /sites/<code>/ shows one site's numbers; "/" lists a user's sites (sites_panel).
 
 Every number comes from the rollups (analytics.stats, and site_visitors below), never from the hit table, and
 each page runs the same few queries whatever the data: a top list is one query, its sparklines one more.
@@ -14,9 +14,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
+from django.template.loader import render_to_string
 from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from analytics import stats
 from analytics.models import PathDay, Site
@@ -58,13 +58,12 @@ def site_visitors(sites: list[Site], days: int = 7) -> dict[int, int]:
         return {site_id: int(visitors) for site_id, visitors in cursor.fetchall()}
 
 
-def index(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_authenticated:
-        return render(request, "analytics/landing.html", {"login_url": f"{reverse('login')}?next=/"})
-    sites = list(with_domains(Site.objects.filter(owner=request.user)))
+def sites_panel(request: HttpRequest, user) -> SafeString:
+    """The front door's panel (logsvc.frontdoor): the user's sites with their visitors of the last week."""
+    sites = list(with_domains(Site.objects.filter(owner=user)))
     visitors = site_visitors(sites)
     rows = [{"site": site, "visitors": number(visitors.get(site.pk, 0))} for site in sites]
-    return render(request, "analytics/index.html", {"rows": rows})
+    return render_to_string("analytics/_sites_panel.html", {"rows": rows, "user": user}, request=request)
 
 
 # The range picker --------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from logsvc.pagination import MAX_OFFSET
 COUNTED = {"status": "ok"}
 
 
+@extend_schema(tags=["GoatCounter"])  # the reference's group for every /api/v0 operation, subclasses included
 class GoatCounterView(APIView):
     error_family = "goatcounter"
     throttle_scope = "goatcounter"

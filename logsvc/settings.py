@@ -181,7 +181,11 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "logsvc API",
-    "DESCRIPTION": "Logster, Bytelog, Loggator and littlelogs APIs of logsvc. Errors use each family's own envelope.",
+    "DESCRIPTION": (
+        "The five APIs of logsvc: Logster (application log messages), Bytelog (business events and traces), "
+        "Loggator (public reads of one event), littlelogs (social work logs, OAuth2) and GoatCounter (privacy-"
+        "friendly web analytics). Each keeps its original's paths and answers errors in its own envelope."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -202,6 +206,10 @@ SPECTACULAR_SETTINGS = {
         {"name": "Bytelog", "description": "Business events with traces (`Authorization: Bearer`)."},
         {"name": "Loggator", "description": "Public reads of one event by its id; JSON-P and CORS."},
         {"name": "littlelogs", "description": "Social work logs; OAuth2 bearer tokens or a session login."},
+        {
+            "name": "GoatCounter",
+            "description": "Web analytics: sites, backend hit counting, CSV exports and stats (`Authorization: Bearer`).",
+        },
     ],
 }
 
@@ -364,4 +372,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    # Django's default config gives "django" a console handler of its own (with DEBUG) and lets it propagate
+    # to the root's: every "Not Found: /x" was printed twice. Its lines go to the root's handler only.
+    "loggers": {"django": {"handlers": [], "level": os.getenv("LOG_LEVEL", "INFO"), "propagate": True}},
 }

@@ -10,10 +10,12 @@ admin.site.site_header = admin.site.site_title = "logsvc administration"
 admin.site.index_title = "Users, API keys, log messages and events"
 
 urlpatterns = [
+    path("", views.home, name="home"),  # the front door (logsvc.frontdoor)
+    path("favicon.ico", views.favicon, name="favicon"),
     path("", include("events.urls")),
     path("api/1/", include("social.urls")),
     path("", include("analytics.urls")),
-    path("", include("analytics.dashboard_urls")),  # "/" and /sites/<code>/
+    path("", include("analytics.dashboard_urls")),  # /sites/<code>/
     path("api-auth/", include("rest_framework.urls")),
     # JSON, as its name says (not YAML); public, so a stale key sent along is no reason for a 401
     path("api.json", SpectacularJSONAPIView.as_view(authentication_classes=[]), name="schema"),
@@ -28,4 +30,6 @@ urlpatterns = [
     path("", include("social.oauth")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Last, so that no user's name can shadow a path above: /tag/<tag> and /<username>, littlelogs' own links
+    path("", include("social.web_urls")),
 ]

@@ -5,12 +5,16 @@ from pathlib import PurePosixPath
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection
-from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from drf_spectacular.views import SpectacularRedocView
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from logsvc import health
+from logsvc import frontdoor, health
 from logsvc.images import CONTENT_TYPES
 
 
@@ -28,10 +32,38 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": status, "database": "ok", **details})
 
 
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    """The front door: the five APIs with ready curl lines, then the signed-in user's sites, logs and events."""
+    context = {"apis": frontdoor.api_cards(request), "login_url": "/accounts/login/?next=/"}
+    if request.user.is_authenticated:
+        context["panels"] = frontdoor.panels(request)
+    return render(request, "logsvc/home.html", context)
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on pages that name no icon (the admin, the browsable API)."""
+    return HttpResponseRedirect(static("logsvc/favicon.svg"))
+
+
+# Redoc draws a "API docs by Redocly" logo from cdn.redoc.ly, whatever its options: the page's policy keeps the
+# browser from fetching it (the image then hides itself), and from anything else that is not this server's.
+REFERENCE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
 class ApiReferenceView(SpectacularRedocView):
     """The rendered API reference at /api.html; Redoc's script comes from drf-spectacular-sidecar."""
 
     template_name = "logsvc/redoc.html"
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Content-Security-Policy"] = REFERENCE_POLICY
+        return response
 
 
 @require_safe

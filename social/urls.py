@@ -5,6 +5,7 @@ from django.urls import path
 from social import views
 
 urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="littlelogs-root"),
     path("timelines/home/", views.HomeTimelineView.as_view(), name="littlelogs-home"),
     path("timelines/activity/", views.ActivityTimelineView.as_view(), name="littlelogs-activity"),
     path("timelines/public/", views.LogListView.as_view(), name="littlelogs-public"),

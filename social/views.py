@@ -22,6 +22,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from logsvc.models import User
@@ -149,6 +150,54 @@ class LittlelogsView(APIView):
     def page_ids(self, queryset: Any) -> list[int]:
         """The ids of the requested page's rows (social.pages builds the rows)."""
         return self.paginator.paginate_ids(queryset, self.request, view=self)
+
+
+# The root's links, as DRF's DefaultRouter root lists its list routes: the endpoints that take no argument, then
+# the others as templates (a client fills in the {name}).
+ROOT_LINKS = [
+    ("logs", "littlelogs-logs"),
+    ("logs/create", "littlelogs-log-create"),
+    ("logs/preview", "littlelogs-log-preview"),
+    ("timelines/public", "littlelogs-public"),
+    ("timelines/home", "littlelogs-home"),
+    ("timelines/activity", "littlelogs-activity"),
+    ("users/$self", "littlelogs-self"),
+    ("tags", "littlelogs-tags"),
+    ("tags/trending", "littlelogs-trending"),
+]
+ROOT_TEMPLATES = [
+    "logs/{id}/",
+    "logs/{id}/comments/",
+    "logs/{id}/likes/",
+    "logs/tag/{tag}/",
+    "logs/user/{username}/",
+    "users/{username}/",
+    "users/following/{username}/",
+    "users/followed-by/{username}/",
+    "tags/user/{username}/",
+]
+
+
+class ApiRootView(LittlelogsView):
+    """littlelogs' API: its endpoints, as links to follow in the browsable API."""
+
+    public = True
+
+    @extend_schema(
+        tags=["littlelogs"],
+        auth=[],
+        responses={
+            200: OpenApiResponse(
+                inline_serializer("LittlelogsRoot", {"logs": serializers.URLField()}),
+                description="Each endpoint's name and URL, then `templates` for those that take an id or a name.",
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        links: dict[str, Any] = {name: reverse(url_name, request=request) for name, url_name in ROOT_LINKS}
+        root = reverse("littlelogs-root", request=request)
+        links["templates"] = [root + template for template in ROOT_TEMPLATES]
+        return Response(links)
 
 
 def source_of(request: Request) -> str:

@@ -123,7 +123,7 @@ def test_it_lists_the_owners_sites_after_signing_in(site, page, live_server):
     page.goto(f"{live_server.url}/")  # a stranger gets the landing page, with a way in
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)
-    page.click("text=Sign in to your dashboard")
+    page.click(".hero >> text=Sign in")
     fill_login_form(page)
     page.wait_for_url(f"{live_server.url}/")
 

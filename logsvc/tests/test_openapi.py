@@ -17,6 +17,7 @@ ENDPOINTS = {
     "/api/v1/events/trace/{trace_id}": {"get": {"400", "401", "403", "429"}},
     "/api/events/{uid}.json": {"get": {"400", "404"}},
     # littlelogs (social/views.py)
+    "/api/1/": {"get": set()},  # the API root: its endpoints, as links
     "/api/1/timelines/home/": {"get": {"401", "403"}},
     "/api/1/timelines/activity/": {"get": {"401", "403"}},
     "/api/1/timelines/public/": {"get": set()},

@@ -141,3 +141,11 @@ def test_behind_a_proxy_plain_http_is_redirected_and_https_gets_hsts(settings, d
     r = client.get("/healthz", HTTP_X_FORWARDED_PROTO="http")  # a load balancer's check, not redirected
     assert r.status_code == 200
     assert "Strict-Transport-Security" not in r
+
+
+def test_a_django_log_line_is_printed_once():
+    # make run prints what Django logs ("Not Found: /x") to the terminal: once, not twice
+    code = "import django, logging; django.setup(); logging.getLogger('django.request').warning('Not Found: /x')"
+    result = run_python(code, DEBUG="true", DATABASE_URL="postgres://x@127.0.0.1:1/x")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Not Found: /x") == 1
