@@ -304,7 +304,13 @@ def inprocess(size: int, subjects_json: str, token: str, family_rows: int) -> No
         if not url or urllib.parse.urlsplit(url).query != urllib.parse.urlsplit(deep).query:
             result["checks"].append(f"{key}: following next 50 times gave {url!r}, not {deep}")
         for page in (1, DEEP_PAGE):
-            with CaptureQueriesContext(connection) as captured:
+            executed: list[tuple[str, Any]] = []  # (SQL, parameters): a prepared query's logged SQL has only $1
+
+            def record(execute, sql, params, many, context, executed=executed):
+                executed.append((sql, params))
+                return execute(sql, params, many, context)
+
+            with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(record):
                 response = client.get(page_url(path, page), headers=headers)
             body = response.json()
             result["counts"][key] = body["count"]
@@ -312,15 +318,15 @@ def inprocess(size: int, subjects_json: str, token: str, family_rows: int) -> No
                 result["checks"].append(f"{key} page {page}: {len(body['results'])} results, not {PAGE}")
             lines.append(f"=== GET {page_url(path, page)}: {len(captured.captured_queries)} queries")
             lines.extend(f"-- {q['time']} s: {q['sql'][:400]}" for q in captured.captured_queries)
-            for query in captured.captured_queries:
-                sql = query["sql"]
+            for sql, params in executed:
                 if not sql.lstrip().upper().startswith("SELECT") or "social_" not in sql:
                     continue
                 with connection.cursor() as cursor:
                     for _ in range(2):  # the second run is the warm one, as under wrk
-                        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
                         plan = [row[0] for row in cursor.fetchall()]
-                lines.append(f"\n{sql}\n" + "\n".join(plan) + "\n")
+                    shown = connection.ops.last_executed_query(cursor.cursor, sql, params)
+                lines.append(f"\n{shown}\n" + "\n".join(plan) + "\n")
     (OUT / f"explain-social-{human(size)}.txt").write_text("\n".join(lines) + "\n")
     if family_rows:
         with connection.cursor() as cursor:
