@@ -99,7 +99,7 @@ class SiteSerializer(serializers.ModelSerializer):
 
     def to_representation(self, site: Site) -> dict[str, Any]:
         domains = [domain.domain for domain in site.domains.all()]
-        # The first hit by the (site, id) index: whether the site has data, and since when (GoatCounter's
+        # The first hit recorded, by the (site, id) index: whether the site has data, and since when (GoatCounter's
         # first_hit_at is the site's creation until then).
         first_hit = Hit.objects.filter(site=site).order_by("id").values_list("created_at", flat=True).first()
         return {
