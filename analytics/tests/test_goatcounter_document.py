@@ -348,3 +348,48 @@ def test_every_shared_operation_is_checked_here():
     checked |= {("POST", "/api/v0/count"), ("POST", "/api/v0/export"), ("GET", "/api/v0/export/{id}")}
     checked |= {("GET", "/api/v0/export/{id}/download")}
     assert operations == checked
+
+
+# --- requests GoatCounter takes ---------------------------------------------------------------------------------
+
+
+@time_machine.travel(NOW, tick=False)
+def test_it_takes_every_field_of_goatcounters_count_request(client, site):
+    hit = {
+        "path": "/docs",
+        "title": "Docs",
+        "event": False,
+        "ref": "https://news.example.com/item",
+        "query": "utm_campaign=autumn",
+        "size": [1920, 1080, 2],
+        "bot": 0,
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "location": "NL",
+        "language": "nl-NL",
+        "ip": "192.0.2.7",
+        "created_at": "2030-03-06T11:00:00Z",
+        "session": "visitor-42",
+    }
+    r = client.post("/api/v0/count", {"no_sessions": False, "filter": ["ip"], "hits": [hit]}, format="json")
+    assert r.status_code == 202, r.content
+    stored = Hit.objects.get(path__path="/docs")
+    assert (stored.size, stored.location, stored.campaign) == (1920, "NL", "autumn")
+
+
+def test_it_takes_goatcounters_whole_site_settings_on_update(client, site):
+    settings_ = {
+        "public": "public",
+        "secret": "",
+        "allow_counter": False,
+        "allow_bosmang": False,
+        "data_retention": 0,
+        "ignore_ips": ["192.0.2.1"],
+        "collect": 254,
+        "collect_regions": ["US"],
+        "allow_embed": [],
+    }
+    r = client.patch(f"/api/v0/sites/{site.pk}", {"settings": settings_, "cname": HOST}, format="json")
+    assert r.status_code == 200, r.content
+    site.refresh_from_db()
+    assert (site.public, site.ignore_ips) == (True, ["192.0.2.1"])
+    assert r.json()["setttings"]["ignore_ips"] == ["192.0.2.1"]
