@@ -6,7 +6,8 @@ pageviews next to each (`count_pageviews`, `daily_pageviews`, `total_pageviews`)
 
 Days and hours are those of the `tz` parameter (an IANA name), else of the site's time zone. Query
 parameters are strict, as GoatCounter's: an unknown one is a 400 {"error": "unknown parameter: \"x\""};
-a bad value a 400 {"errors": {"<param>": ["..."]}}.
+a bad value a 400 {"errors": {"<param>": ["..."]}}. As in GoatCounter, a parameter is also known by its Go
+field name (Limit, After, PathByName), and of one given twice the first value counts.
 """
 
 from __future__ import annotations

@@ -325,8 +325,8 @@ class ExportCreateView(GoatCounterView):
             raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
         if unknown := sorted(set(data) - {"start_from_hit_id", "start_from_day", "format"}):
             raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
-        format = data.get("format") or "csv"
-        if format not in Export.FORMATS:
+        format = data.get("format", "csv")
+        if not isinstance(format, str) or format not in Export.FORMATS:
             raise exceptions.ValidationError({"format": ['Must be "csv" or "json".']})
         day = serializers.DateTimeField(allow_null=True, required=False)
         try:
