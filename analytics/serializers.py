@@ -47,6 +47,9 @@ class SiteSettingsSerializer(serializers.Serializer):
     ignore_ips = serializers.ListField(child=IPAddressField(), required=False, max_length=100)
 
 
+MAX_DOMAINS = 20
+
+
 class GoatCounterSiteSettingsSerializer(serializers.Serializer):
     public = serializers.ChoiceField(["public", "private"])
     ignore_ips = serializers.ListField(child=serializers.CharField())
@@ -58,7 +61,7 @@ class SiteSerializer(serializers.ModelSerializer):
 
     code = serializers.CharField(validators=[CODE_VALIDATOR], max_length=50)
     domains = serializers.ListField(
-        child=DomainField(max_length=253, validators=[DOMAIN_VALIDATOR]), required=False, max_length=20
+        child=DomainField(max_length=253, validators=[DOMAIN_VALIDATOR]), required=False, max_length=MAX_DOMAINS
     )
     cname = DomainField(
         max_length=253,
@@ -128,8 +131,13 @@ class SiteSerializer(serializers.ModelSerializer):
             domains = attrs.get("domains")
             if domains is None:
                 domains = [domain.domain for domain in self.instance.domains.all()] if self.instance else []
+            domains = sorted({*domains, cname})
+            if len(domains) > MAX_DOMAINS:
+                raise serializers.ValidationError(
+                    {"cname": [f"A site has at most {MAX_DOMAINS} domains: leave one out of domains for it."]}
+                )
             try:
-                attrs["domains"] = self.validate_domains([*domains, cname])
+                attrs["domains"] = self.validate_domains(domains)
             except serializers.ValidationError as error:
                 raise serializers.ValidationError({"cname": error.detail}) from None
         return attrs

@@ -143,7 +143,7 @@ class SiteDetailView(GoatCounterView):
 
     @extend_schema(
         summary="Change the fields sent (as PATCH; GoatCounter takes both)",
-        request=SiteSerializer,
+        request=SiteSerializer(partial=True),
         responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
     )
     def post(self, request: Request, site_id: int) -> Response:

@@ -412,3 +412,14 @@ def test_it_names_a_bad_domain_and_a_bad_ip_by_their_index(api_client, blog):
     blog.refresh_from_db()
     assert blog.ignore_ips == []
     assert list(blog.domains.values_list("domain", flat=True)) == [HOST]
+
+
+def test_a_cname_is_one_more_domain_within_the_twenty(api_client, blog):
+    domains = [f"d{n}.alice.example" for n in range(19)]
+    r = api_client.patch(site_url(blog), {"domains": domains, "cname": "www.alice.example"}, format="json")
+    assert r.status_code == 200
+    assert set(blog.domains.values_list("domain", flat=True)) == {*domains, "www.alice.example"}
+    r = api_client.patch(site_url(blog), {"cname": "shop.alice.example"}, format="json")
+    assert r.status_code == 400
+    assert r.json() == {"errors": {"cname": ["A site has at most 20 domains: leave one out of domains for it."]}}
+    assert blog.domains.count() == 20
