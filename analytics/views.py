@@ -74,7 +74,6 @@ class MeView(GoatCounterView):
                     "access": {"all": "a"},  # GoatCounter's "admin of every site"; a key's scopes narrow it
                     "settings": {},
                     "created_at": rfc3339(user.date_joined),
-                    "updated_at": rfc3339(user.date_joined),
                 }
                 | {name: value for name, value in optional.items() if value is not None},
                 "token": {
@@ -328,13 +327,12 @@ class ExportCreateView(GoatCounterView):
         format = data.get("format", "csv")
         if not isinstance(format, str) or format not in Export.FORMATS:
             raise exceptions.ValidationError({"format": ['Must be "csv" or "json".']})
-        day = serializers.DateTimeField(allow_null=True, required=False)
         try:
-            start_day = day.run_validation(data.get("start_from_day"))
+            start_day = serializers.DateTimeField(allow_null=True).run_validation(data.get("start_from_day"))
+            if start_day is not None:  # the day's start in UTC, as GoatCounter
+                start_day = start_day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         except serializers.ValidationError as error:
             raise exceptions.ValidationError({"start_from_day": error.detail}) from None
-        if start_day is not None:
-            start_day = start_day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         start = data.get("start_from_hit_id")
         if start is not None and (
             isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= MAX_OFFSET

@@ -331,7 +331,8 @@ def test_the_export_answers_are_as_documented(client, weak, nobody, site):
     assert r.json()["error"] == failed.error
     assert_as_documented(client.get(f"/api/v0/export/{failed.pk}/download"), "/api/v0/export/{id}/download", "GET")
     assert_as_documented(client.get("/api/v0/export/999999"), "/api/v0/export/{id}", "GET")
-    for body in ({"format": "xml"}, {"start_from_hit_id": "x"}, {"nope": 1}, {"start_from_day": "soon"}):
+    bad_days = ({"start_from_day": "soon"}, {"start_from_day": "0001-01-01T00:00:00+05:00"})
+    for body in ({"format": "xml"}, {"format": {}}, {"start_from_hit_id": "x"}, {"nope": 1}, *bad_days):
         r = client.post("/api/v0/export", body, format="json")
         assert r.status_code == 400
         assert_as_documented(r, "/api/v0/export", "POST")

@@ -61,7 +61,6 @@ def test_me_shows_the_user_the_key_and_its_sites(api_client, alice, blog, charli
             "settings": {},
             "site": blog.pk,
             "created_at": rfc3339(alice.date_joined),
-            "updated_at": rfc3339(alice.date_joined),
         },
         "token": {
             "name": "test",
