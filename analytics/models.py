@@ -47,6 +47,14 @@ class Site(models.Model):
     )
     # API keys that act for this site whatever the Host of the request (createapikey --site).
     api_keys = models.ManyToManyField(ApiKey, blank=True, related_name="sites")
+    # The key that created the site with PUT /api/v0/sites: it acts for the site too, without being bound to it
+    # (a key bound to two sites would no longer know which one a request without a site's Host is for).
+    created_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="created_sites", editable=False
+    )
+    link_domain = models.CharField(
+        max_length=255, blank=True, help_text="Where the site's pages are, for links from the dashboard (GoatCounter)."
+    )
     created_at = models.DateTimeField(default=tz.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -163,9 +171,13 @@ class VisitorPath(models.Model):
 
 
 class Export(models.Model):
-    """A CSV export of a site's hits, written by the worker (analytics.tasks.run_export)."""
+    """A CSV (or JSON) export of a site's hits, written by the worker (analytics.tasks.run_export)."""
+
+    FORMATS = ("csv", "json")
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=4, default="csv", choices=[(name, name) for name in FORMATS])
+    start_from_day = models.DateTimeField(null=True, blank=True)
     start_from_hit_id = models.BigIntegerField(null=True, blank=True)
     last_hit_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=tz.now)

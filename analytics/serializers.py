@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics import sites
-from analytics.models import CODE_VALIDATOR, DOMAIN_VALIDATOR, Domain, Export, Site, validate_timezone
+from analytics.models import CODE_VALIDATOR, DOMAIN_VALIDATOR, Domain, Export, Hit, Site, validate_timezone
 from logsvc.fields import IPAddressField, StrictBooleanField, StrictCharField, TimeZoneField
 
 
@@ -23,12 +24,36 @@ class DomainField(StrictCharField):
         return super().to_internal_value(data).lower()
 
 
+@extend_schema_field({"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["public", "private"]}]})
+class PublicField(StrictBooleanField):
+    """true or false, or GoatCounter's words for them: "public" and "private" (its "secret", a dashboard shown
+    to whoever has a secret link, logsvc doesn't have)."""
+
+    WORDS = {"public": True, "private": False}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, str):
+            if data not in self.WORDS:
+                raise serializers.ValidationError('Must be true or false, or "public" or "private".')
+            return self.WORDS[data]
+        return super().to_internal_value(data)
+
+
 class SiteSettingsSerializer(serializers.Serializer):
-    public = StrictBooleanField(required=False, help_text="Anyone may read the dashboard.")
+    public = PublicField(required=False, help_text='Anyone may read the dashboard: true or "public".')
     timezone = TimeZoneField(
         required=False, validators=[validate_timezone], help_text="IANA zone for days and hours in stats."
     )
     ignore_ips = serializers.ListField(child=IPAddressField(), required=False, max_length=100)
+
+
+MAX_DOMAINS = 20
+
+
+class GoatCounterSiteSettingsSerializer(serializers.Serializer):
+    public = serializers.ChoiceField(["public", "private"])
+    ignore_ips = serializers.ListField(child=serializers.CharField())
+    allow_counter = serializers.BooleanField()
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -36,31 +61,86 @@ class SiteSerializer(serializers.ModelSerializer):
 
     code = serializers.CharField(validators=[CODE_VALIDATOR], max_length=50)
     domains = serializers.ListField(
-        child=DomainField(max_length=253, validators=[DOMAIN_VALIDATOR]), required=False, max_length=20
+        child=DomainField(max_length=253, validators=[DOMAIN_VALIDATOR]), required=False, max_length=MAX_DOMAINS
     )
+    cname = DomainField(
+        max_length=253,
+        validators=[DOMAIN_VALIDATOR],
+        required=False,
+        help_text="GoatCounter's custom domain: added to `domains` (the pixel finds the site by it); in answers, "
+        "the first of `domains`.",
+    )
+    link_domain = StrictCharField(required=False, allow_blank=True, max_length=255)
     settings = SiteSettingsSerializer(required=False)
-    created_at = serializers.SerializerMethodField()
-    updated_at = serializers.SerializerMethodField()
+    setttings = GoatCounterSiteSettingsSerializer(
+        read_only=True, help_text="GoatCounter's settings of the site, under its (misspelt) key and with its types."
+    )
+    user_defaults = serializers.DictField(read_only=True)
+    state = serializers.CharField(read_only=True, help_text='"a": active.')
+    received_data = serializers.BooleanField(read_only=True)
+    first_hit_at = serializers.CharField(read_only=True)
+    created_at = serializers.CharField(read_only=True)
+    updated_at = serializers.CharField(read_only=True)
 
     class Meta:
         model = Site
-        fields = ["id", "code", "domains", "settings", "created_at", "updated_at"]
-
-    def get_created_at(self, site: Site) -> str | None:
-        return rfc3339(site.created_at)
-
-    def get_updated_at(self, site: Site) -> str | None:
-        return rfc3339(site.updated_at)
+        fields = [
+            "id",
+            "code",
+            "cname",
+            "link_domain",
+            "domains",
+            "settings",
+            "setttings",
+            "user_defaults",
+            "state",
+            "received_data",
+            "first_hit_at",
+            "created_at",
+            "updated_at",
+        ]
 
     def to_representation(self, site: Site) -> dict[str, Any]:
+        domains = [domain.domain for domain in site.domains.all()]
+        # The first hit recorded, by the (site, id) index: whether the site has data, and since when (GoatCounter's
+        # first_hit_at is the site's creation until then).
+        first_hit = Hit.objects.filter(site=site).order_by("id").values_list("created_at", flat=True).first()
         return {
             "id": site.pk,
             "code": site.code,
-            "domains": [domain.domain for domain in site.domains.all()],
+            **({"cname": domains[0]} if domains else {}),  # no null: the document says string
+            "link_domain": site.link_domain,
+            "domains": domains,
             "settings": {"public": site.public, "timezone": site.timezone, "ignore_ips": site.ignore_ips},
+            "setttings": {
+                "public": "public" if site.public else "private",
+                "ignore_ips": site.ignore_ips,
+                "allow_counter": False,
+            },
+            "user_defaults": {},
+            "state": "a",
+            "received_data": first_hit is not None,
+            "first_hit_at": rfc3339(first_hit or site.created_at),
             "created_at": rfc3339(site.created_at),
             "updated_at": rfc3339(site.updated_at),
         }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        cname = attrs.pop("cname", None)
+        if cname:
+            domains = attrs.get("domains")
+            if domains is None:
+                domains = [domain.domain for domain in self.instance.domains.all()] if self.instance else []
+            domains = sorted({*domains, cname})
+            if len(domains) > MAX_DOMAINS:
+                raise serializers.ValidationError(
+                    {"cname": [f"A site has at most {MAX_DOMAINS} domains: leave one out of domains for it."]}
+                )
+            try:
+                attrs["domains"] = self.validate_domains(domains)
+            except serializers.ValidationError as error:
+                raise serializers.ValidationError({"cname": error.detail}) from None
+        return attrs
 
     def validate_code(self, code: str) -> str:
         others = Site.objects.filter(code=code).exclude(pk=getattr(self.instance, "pk", None))
@@ -85,11 +165,12 @@ class SiteSerializer(serializers.ModelSerializer):
     def save(self, **kwargs: Any) -> Site:
         data = {**self.validated_data, **kwargs}
         domains = data.pop("domains", None)
-        site = self.instance or Site(owner=data.pop("owner"))
+        site = self.instance or Site(owner=data.pop("owner"), created_by_key=data.pop("created_by_key", None))
         for name, value in data.pop("settings", {}).items():
             setattr(site, name, value)
-        if "code" in data:
-            site.code = data["code"]
+        for name in ("code", "link_domain"):
+            if name in data:
+                setattr(site, name, data[name])
         site.save()
         if domains is not None:
             site.domains.exclude(domain__in=domains).delete()
@@ -106,20 +187,30 @@ class SiteSerializer(serializers.ModelSerializer):
 
 
 class ExportSerializer(serializers.ModelSerializer):
-    """GoatCounter's export object, less the server path it leaks."""
+    """GoatCounter's export object, less the server path it leaks. A field without a value is left out where
+    GoatCounter's document allows no null (clients test `"error" in export`), except `finished_at`: GoatCounter
+    sends it as null while the export runs, and its clients poll for that."""
 
-    # null until the export has finished (error: unless it failed), as GoatCounter's
-    size = serializers.CharField(allow_null=True, help_text="MB, one decimal.")
-    hash = serializers.CharField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
-    expires_at = serializers.DateTimeField(required=False, help_text="Once finished without error.")
+    format = serializers.ChoiceField(Export.FORMATS)
+    start_from_hit_id = serializers.IntegerField(required=False)
+    start_from_day = serializers.CharField(required=False)
+    last_hit_id = serializers.IntegerField(required=False)
+    created_at = serializers.CharField()
+    finished_at = serializers.CharField(allow_null=True, help_text="null until the export has finished.")
+    num_rows = serializers.IntegerField(required=False, help_text="Once finished.")
+    size = serializers.CharField(required=False, help_text="MB, one decimal; once finished.")
+    hash = serializers.CharField(required=False, help_text="Once finished.")
+    error = serializers.CharField(required=False, help_text="Only when the export failed.")
+    expires_at = serializers.CharField(required=False, help_text="Once finished without error.")
 
     class Meta:
         model = Export
         fields = [
             "id",
             "site_id",
+            "format",
             "start_from_hit_id",
+            "start_from_day",
             "last_hit_id",
             "created_at",
             "finished_at",
@@ -132,15 +223,20 @@ class ExportSerializer(serializers.ModelSerializer):
 
     def to_representation(self, export: Export) -> dict[str, Any]:
         finished = export.finished_at is not None
-        return {
-            "id": export.pk,
-            "site_id": export.site_id,
+        optional = {
             "start_from_hit_id": export.start_from_hit_id,
+            "start_from_day": rfc3339(export.start_from_day),
             "last_hit_id": export.last_hit_id,
-            "created_at": rfc3339(export.created_at),
-            "finished_at": rfc3339(export.finished_at),
             "num_rows": export.num_rows,
             "size": export.size or None,
             "hash": export.hash or None,
             "error": export.error or None,
-        } | ({"expires_at": rfc3339(export.expires_at)} if finished and not export.error else {})
+            "expires_at": rfc3339(export.expires_at) if finished and not export.error else None,
+        }
+        return {
+            "id": export.pk,
+            "site_id": export.site_id,
+            "format": export.format,
+            "created_at": rfc3339(export.created_at),
+            "finished_at": rfc3339(export.finished_at),
+        } | {name: value for name, value in optional.items() if value is not None}

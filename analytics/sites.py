@@ -7,7 +7,7 @@ import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from rest_framework import exceptions
 from rest_framework.request import Request
 
@@ -27,42 +27,53 @@ def with_domains(queryset):
     return queryset.prefetch_related(Prefetch("domains", queryset=Domain.objects.order_by("domain")))
 
 
+def key_sites(key: ApiKey) -> list[Site]:
+    """The sites a key is bound to and those it created (PUT /api/v0/sites), in one query; each site's `bound`
+    says which it is. A key bound to no site acts for all of its user's."""
+    bound = Site.api_keys.through.objects.filter(site_id=OuterRef("pk"), apikey_id=key.pk)
+    return list(
+        with_domains(
+            Site.objects.filter(Q(api_keys=key) | Q(created_by_key=key)).distinct().annotate(bound=Exists(bound))
+        )
+    )
+
+
 def sites_of_key(key: ApiKey) -> list[Site]:
-    """The sites a key may act for: those it is bound to, else all of its user's."""
-    bound = list(with_domains(key.sites.all()))
-    return bound or list(with_domains(Site.objects.filter(owner_id=key.user_id)))
+    """The sites a key may act for: those it is bound to (and created), else all of its user's."""
+    own = key_sites(key)
+    if any(site.bound for site in own):
+        return own
+    return list(with_domains(Site.objects.filter(owner_id=key.user_id)))
 
 
 def site_for_request(request: Request) -> Site:
-    """The site an /api/v0 request is about, always one its caller may use: the key's site, else the site of the
-    Host among the caller's own, else the caller's only site. Another user's domain never decides it. A clear 400
-    when that can't be told."""
+    """The site an /api/v0 request is about, always one its caller may use: the one whose domain is the Host among
+    those the key acts for, else the key's site (the one it is bound to, or the caller's only site; sites the key
+    created itself do not count here, so creating one leaves the key working as before). Another user's domain
+    never decides it. A clear 400 when that can't be told."""
     key = request.auth
     assert isinstance(key, ApiKey)
-    bound = list(with_domains(key.sites.all()))
+    own = key_sites(key)
+    bound = [site for site in own if site.bound]
+    candidates = own if bound else list(with_domains(Site.objects.filter(owner_id=key.user_id)))
     host = request_host(request)
-    if len(bound) == 1:
-        return bound[0]
+    matches = [site for site in candidates if host in site_hosts(site)]
+    if len(matches) == 1:
+        return matches[0]
+    home = bound or [site for site in candidates if site.created_by_key_id != key.pk]
+    if len(home) == 1:
+        return home[0]
     if bound:
-        matches = [site for site in bound if host in site_hosts(site)]
-        if len(matches) == 1:
-            return matches[0]
         codes = ", ".join(site.code for site in bound)
         raise exceptions.ValidationError(
             {"site": [f"This key acts for several sites ({codes}); send the request to the domain of one of them."]}
         )
-    owned = list(with_domains(Site.objects.filter(owner_id=key.user_id)))
-    matches = [site for site in owned if host in site_hosts(site)]
-    if len(matches) == 1:
-        return matches[0]
-    if len(owned) == 1:
-        return owned[0]
-    if not owned:
+    if not candidates:
         raise exceptions.ValidationError(
             {"site": ["You have no site yet: create one (PUT /api/v0/sites, or manage.py createsite)."]}
         )
     why = (
-        f"None of your sites has the domain {host!r} and you have {len(owned)} sites: send the request to a "
+        f"None of your sites has the domain {host!r} and you have {len(candidates)} sites: send the request to a "
         "site's domain, or use a key bound to one site (manage.py createapikey ... --site CODE)."
     )
     raise exceptions.ValidationError({"site": [why]})

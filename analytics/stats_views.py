@@ -6,7 +6,8 @@ pageviews next to each (`count_pageviews`, `daily_pageviews`, `total_pageviews`)
 
 Days and hours are those of the `tz` parameter (an IANA name), else of the site's time zone. Query
 parameters are strict, as GoatCounter's: an unknown one is a 400 {"error": "unknown parameter: \"x\""};
-a bad value a 400 {"errors": {"<param>": ["..."]}}.
+a bad value a 400 {"errors": {"<param>": ["..."]}}. As in GoatCounter, a parameter is also known by its Go
+field name (Limit, After, PathByName), and of one given twice the first value counts.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ class Params:
     """The request's query parameters, checked; problems are collected and raised together by done()."""
 
     def __init__(self, request: Request, allowed: set[str]) -> None:
-        self.query = request.query_params
-        for name in self.query:
-            if name not in allowed:
+        # GoatCounter matches a parameter by its Go field name too (Limit, PathByName), and of a parameter given
+        # twice takes the first value.
+        go_names = {"".join(part.capitalize() for part in name.split("_")): name for name in allowed}
+        self.lists: dict[str, list[str]] = {}
+        for name, values in request.query_params.lists():
+            if name not in allowed and name not in go_names:
                 raise exceptions.ParseError(f'unknown parameter: "{name}"')
+            self.lists.setdefault(name if name in allowed else go_names[name], []).extend(values)
         self.errors: dict[str, list[str]] = {}
 
     def error(self, name: str, message: str) -> None:
@@ -59,8 +64,11 @@ class Params:
             raise exceptions.ValidationError(self.errors)
 
     def get(self, name: str) -> str | None:
-        value = self.query.get(name)
+        value = self.lists.get(name, [None])[0]
         return None if value is None or value == "" else value
+
+    def getlist(self, name: str) -> list[str]:
+        return self.lists.get(name, [])
 
     def integer(self, name: str, default: int, low: int, high: int = MAX_OFFSET) -> int:
         """A whole number from low to high; by default at most what PostgreSQL's bigint (an OFFSET) holds."""
@@ -164,6 +172,11 @@ class Params:
             return None
 
 
+def hourly(rng: stats.Range) -> bool:
+    """Whether a range is short enough for hours: 24 numbers a day a path (see HOURLY_MAX_DAYS)."""
+    return (rng.end - rng.start).days + 1 <= HOURLY_MAX_DAYS
+
+
 def _stat_items(
     rng: stats.Range,
     visitors: list[int],
@@ -171,17 +184,19 @@ def _stat_items(
     group: str,
     hours: dict[date, tuple[list[int], list[int]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One item per day of the range, zeros filled; hourly with group=hour, the week's total on each Monday
-    with group=week, the month's on each 1st with group=month (of the days in the range)."""
+    """One item per day of the range, zeros filled; always hourly (as GoatCounter; an empty list when hours is
+    None: ranges longer than HOURLY_MAX_DAYS), the week's total on each Monday with group=week, the month's on
+    each 1st with group=month (of the days in the range)."""
     items = [
         {"day": iso, "daily": v, "daily_pageviews": pv}
         for iso, v, pv in zip(rng.iso_days, visitors, pageviews, strict=True)
     ]
-    if group == "hour":
-        hours = hours or {}
-        for day, item in zip(rng.days, items, strict=True):
+    for day, item in zip(rng.days, items, strict=True):
+        if hours is None:
+            item["hourly"] = []  # (and no hourly_pageviews, which GoatCounter doesn't have: 2 MB fewer in a big answer)
+        else:
             item["hourly"], item["hourly_pageviews"] = hours.get(day, ([0] * 24, [0] * 24))
-    elif group in ("week", "month"):
+    if group in ("week", "month"):
         sums: dict[date, list[int]] = {}
         for day, v, pv in zip(rng.days, visitors, pageviews, strict=True):
             total = sums.setdefault(
@@ -260,8 +275,13 @@ HitListStat = type(
             "day": serializers.DateField(),
             "daily": serializers.IntegerField(help_text="Visitors."),
             "daily_pageviews": serializers.IntegerField(),
-            "hourly": serializers.ListField(child=serializers.IntegerField(), required=False, help_text="group=hour"),
-            "hourly_pageviews": serializers.ListField(child=serializers.IntegerField(), required=False),
+            "hourly": serializers.ListField(
+                child=serializers.IntegerField(),
+                help_text=f"24 numbers, the day's hours; empty for ranges of more than {HOURLY_MAX_DAYS} days.",
+            ),
+            "hourly_pageviews": serializers.ListField(
+                child=serializers.IntegerField(), required=False, help_text="Beside non-empty `hourly`."
+            ),
             "weekly": serializers.IntegerField(required=False, help_text="group=week, on Mondays"),
             "weekly_pageviews": serializers.IntegerField(required=False),
             "monthly": serializers.IntegerField(required=False, help_text="group=month, on the 1st"),
@@ -317,7 +337,7 @@ class PathListView(StatsView):
         site = sites.site_for_request(request)
         after = params.integer("after", 0, 0)
         limit = params.integer("limit", PATHS_LIMIT[0], 1, PATHS_LIMIT[1])
-        names = [name for name in request.query_params.getlist("path") if name] or None
+        names = [name for name in params.getlist("path") if name] or None
         ids = params.path_list(site, "id", False)
         params.done()
         paths, more = stats.list_paths(site, after=after, limit=limit, names=names, ids=ids)
@@ -339,7 +359,7 @@ class TotalView(StatsView):
                 "group",
                 str,
                 enum=GROUPS,
-                description=f"hour adds `hourly` to each day (at most {HOURLY_MAX_DAYS} days).",
+                description=f"hour: at most {HOURLY_MAX_DAYS} days (every day has `hourly` all the same).",
             ),
         ),
         responses={
@@ -367,7 +387,7 @@ class TotalView(StatsView):
         include = params.path_list(site, "include_paths", params.boolean("path_by_name"))
         params.done()
         days = stats.daily_totals(site, rng, include=include)
-        hours = stats.hourly_totals(site, rng, include=include) if group == "hour" else None
+        hours = stats.hourly_totals(site, rng, include=include) if hourly(rng) else None
         events, utc = stats.event_and_utc_totals(site, rng, include=include)
         return Response(
             {
@@ -400,8 +420,8 @@ class HitsView(StatsView):
                 "group",
                 str,
                 enum=GROUPS,
-                description=f"hour adds `hourly` (at most {HOURLY_MAX_DAYS} days), week `weekly` on Mondays, month "
-                "`monthly` on the 1st.",
+                description=f"hour: `max` is the highest `hourly` (at most {HOURLY_MAX_DAYS} days); week adds "
+                "`weekly` on Mondays, month `monthly` on the 1st.",
             ),
             OpenApiParameter("include_paths", str, description="Only these paths: ids separated by commas."),
             OpenApiParameter("exclude_paths", str, description="Not these paths: ids separated by commas."),
@@ -450,11 +470,11 @@ class HitsView(StatsView):
         top, more = stats.top_paths(site, rng, include=include, exclude=exclude, limit=limit, offset=offset)
         ids = [row.path.pk for row in top]
         days = stats.path_days(site, rng, ids)
-        hours = stats.path_hours(site, rng, ids) if group == "hour" else {}
+        hours = stats.path_hours(site, rng, ids) if hourly(rng) else None
         total = stats.range_total(site, rng, include=include, exclude=exclude)
         hits = []
         for row in top:
-            items = _stat_items(rng, *days[row.path.pk], group, hours.get(row.path.pk, {}))
+            items = _stat_items(rng, *days[row.path.pk], group, None if hours is None else hours.get(row.path.pk, {}))
             if group == "hour":
                 peak = max((n for item in items for n in item["hourly"]), default=0)
             else:

@@ -1,4 +1,4 @@
-"""Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV exports.
+"""Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV and JSON exports.
 
 An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a file, so the
 worker's memory stays flat whatever the number of hits. While it runs, the worker holds a session-level
@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -61,15 +61,34 @@ def _export_sql() -> str:
                    CASE WHEN h.first_visit THEN 1 ELSE 0 END,
                    to_char(h.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
             FROM {hit} h JOIN {path} p ON p.id = h.path_id
-            WHERE h.site_id = %s AND h.id > %s AND h.id <= %s
+            WHERE h.site_id = %s AND h.id > %s AND h.id <= %s AND h.created_at >= %s
             ORDER BY h.id
         ) TO STDOUT WITH (FORMAT csv)
     """
 
 
+def _export_json_sql() -> str:
+    """The same rows as the CSV, one JSON object each (no formula guard: JSON is no spreadsheet)."""
+    hit, path = Hit._meta.db_table, Path._meta.db_table
+    return f"""
+        SELECT json_build_object(
+            'path', p.path, 'title', p.title, 'event', p.event, 'user_agent', NULL,
+            'browser', h.browser, 'system', h.system, 'session', replace(h.visitor::text, '-', ''), 'bot', 0,
+            'ref', h.ref, 'ref_scheme', NULLIF(h.ref_scheme, ''),
+            'size', CASE WHEN h.size IS NULL THEN NULL ELSE h.size || ',0,1' END, 'location', NULLIF(h.location, ''),
+            'first_visit', h.first_visit,
+            'created_at', to_char(h.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        )::text
+        FROM {hit} h JOIN {path} p ON p.id = h.path_id
+        WHERE h.site_id = %s AND h.id > %s AND h.id <= %s AND h.created_at >= %s
+        ORDER BY h.id
+    """
+
+
 def export_path(export: Export) -> str:
     stamp = export.created_at.strftime("%Y%m%dT%H%M%SZ")
-    return os.path.join(settings.EXPORT_DIR, f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.csv.gz")
+    name = f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.{export.format}.gz"
+    return os.path.join(settings.EXPORT_DIR, name)
 
 
 def last_committed_hit_id(site_id: int | None, start: int) -> int:
@@ -133,7 +152,7 @@ def _write_export(export: Export) -> None:
     os.makedirs(settings.EXPORT_DIR, exist_ok=True)
     partial = f"{path}.partial"
     try:
-        rows = _write_csv(export, partial, start, last)
+        rows = (_write_json if export.format == "json" else _write_csv)(export, partial, start, last)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
@@ -159,7 +178,7 @@ def _write_csv(export: Export, partial: str, start: int, last: int) -> int:
     with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out:
         out.write(CSV_HEADER.encode())
         with connection.cursor() as cursor:
-            with cursor.cursor.copy(_export_sql(), [export.site_id, start, last]) as copy:
+            with cursor.cursor.copy(_export_sql(), _export_params(export, start, last)) as copy:
                 # COPY hands over a row at a time: gzip gets them 64 KiB at a time, which is several times faster
                 pending: list = []
                 pending_bytes = 0
@@ -172,6 +191,28 @@ def _write_csv(export: Export, partial: str, start: int, last: int) -> int:
                         pending_bytes = 0
                 out.write(b"".join(pending))
             return cursor.cursor.rowcount
+
+
+def _export_params(export: Export, start: int, last: int) -> list:
+    return [export.site_id, start, last, export.start_from_day or datetime.min.replace(tzinfo=UTC)]
+
+
+def _write_json(export: Export, partial: str, start: int, last: int) -> int:
+    """The hits to partial as a gzip'd JSON array, read from a server-side cursor (flat memory); returns how many."""
+    rows = 0
+    with (
+        open(partial, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out,
+        transaction.atomic(),  # a named cursor lives in a transaction
+        connection.chunked_cursor() as cursor,
+    ):
+        cursor.execute(_export_json_sql(), _export_params(export, start, last))
+        out.write(b"[")
+        while batch := cursor.fetchmany(2000):
+            out.write(((",\n" if rows else "\n") + ",\n".join(row[0] for row in batch)).encode())
+            rows += len(batch)
+        out.write(b"\n]\n")
+    return rows
 
 
 def _queued(export_id: int) -> bool:

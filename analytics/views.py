@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -24,7 +25,7 @@ from rest_framework.views import APIView
 from analytics import sites
 from analytics.models import Export, Site
 from analytics.rollups import schedule_roll_up
-from analytics.serializers import ExportSerializer, SiteSerializer
+from analytics.serializers import ExportSerializer, SiteSerializer, rfc3339
 from analytics.services import CleanHit, record_hits, record_one_hit, visitor_hash
 from analytics.tasks import reap_stale_exports, run_export
 from analytics.validation import (
@@ -52,20 +53,42 @@ class GoatCounterView(APIView):
     authentication_classes = [ApiKeyAuthentication]
 
 
+# GoatCounter's permission bits (its api_token.go); our "sites" scope is its three site permissions.
+PERMISSIONS = {"count": 2, "export": 4, "sites": 8 | 16 | 32, "stats": 64}
+NO_PERMISSION = 1
+
+
 class MeView(GoatCounterView):
     @extend_schema(
         summary="The user and the API key of this request",
+        description="GoatCounter's shapes: `token.permissions` is its bit set (count 2, export 4, read sites 8, "
+        "create sites 16, update sites 32, stats 64); `scopes` and `bound_to_sites` are logsvc's.",
         responses={200: OpenApiTypes.OBJECT, **error_responses("goatcounter", 401, 429)},
     )
     def get(self, request: Request) -> Response:
         user, key = request.user, request.auth
+        key_sites = sites.sites_of_key(key)
+        permissions = sum(PERMISSIONS[scope] for scope in set(key.scopes) if scope in PERMISSIONS) or NO_PERMISSION
+        first_site = min((site.pk for site in key_sites if site.owner_id == user.pk), default=None)
+        optional = {"site": first_site, "login_at": rfc3339(user.last_login)}
         return Response(
             {
-                "user": {"id": user.pk, "username": user.username, "email": user.email},
+                "user": {
+                    "id": user.pk,
+                    "username": user.username,
+                    "email": user.email,
+                    "email_verified": False,  # logsvc doesn't check addresses
+                    "totp_enabled": False,
+                    "access": {"all": "a"},  # GoatCounter's "admin of every site"; a key's scopes narrow it
+                    "settings": {},
+                    "created_at": rfc3339(user.date_joined),
+                }
+                | {name: value for name, value in optional.items() if value is not None},
                 "token": {
                     "name": key.name,
+                    "permissions": permissions,
                     "scopes": sorted(key.scopes),
-                    "sites": [site.pk for site in sites.sites_of_key(key)],
+                    "sites": [site.pk for site in key_sites],
                     "bound_to_sites": key.sites.exists(),
                 },
             }
@@ -94,14 +117,14 @@ class SiteListView(GoatCounterView):
     def put(self, request: Request) -> Response:
         serializer = SiteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        site = serializer.save(owner=request.user)
-        if request.auth.sites.exists():  # a key bound to sites acts for the sites it creates too
-            request.auth.sites.add(site)
+        # The key acts for the site it creates (sites_of_key) without being bound to it, so its requests
+        # without the new site's Host still go to the site they went to before.
+        site = serializer.save(owner=request.user, created_by_key=request.auth)
         return Response(SiteSerializer(site).data)
 
 
 class SiteDetailView(GoatCounterView):
-    required_scopes = {"GET": "sites", "PATCH": "sites"}
+    required_scopes = {"GET": "sites", "PATCH": "sites", "POST": "sites"}
 
     def get_site(self, request: Request, site_id: int) -> Site:
         for site in sites.sites_of_key(request.auth):
@@ -124,6 +147,14 @@ class SiteDetailView(GoatCounterView):
         serializer = SiteSerializer(self.get_site(request, site_id), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         return Response(SiteSerializer(serializer.save()).data)
+
+    @extend_schema(
+        summary="Change the fields sent (as PATCH; GoatCounter takes both)",
+        request=SiteSerializer(partial=True),
+        responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
+    )
+    def post(self, request: Request, site_id: int) -> Response:
+        return self.patch(request, site_id)
 
 
 HIT_SCHEMA_FIELDS = {
@@ -251,7 +282,7 @@ class ExportCreateView(GoatCounterView):
             )
 
     @extend_schema(
-        summary="Start an export of the site's hits as CSV",
+        summary="Start an export of the site's hits as CSV or JSON",
         description="Runs in the background: poll the export until `finished_at` is set, then download it.",
         request=inline_serializer(
             "ExportRequest",
@@ -263,7 +294,14 @@ class ExportCreateView(GoatCounterView):
                     max_value=MAX_OFFSET,
                     help_text="Only hits after this one: a previous export's last_hit_id (null: from the first).",
                 ),
-                "format": serializers.ChoiceField(["csv"], required=False),
+                "format": serializers.ChoiceField(
+                    Export.FORMATS,
+                    required=False,
+                    help_text="csv (the default) or json: the same rows as a JSON array.",
+                ),
+                "start_from_day": serializers.DateTimeField(
+                    required=False, allow_null=True, help_text="Only hits from this day (UTC) on."
+                ),
             },
         ),
         responses={202: ExportSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
@@ -272,10 +310,17 @@ class ExportCreateView(GoatCounterView):
         data = request.data
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
-        if unknown := sorted(set(data) - {"start_from_hit_id", "format"}):
+        if unknown := sorted(set(data) - {"start_from_hit_id", "start_from_day", "format"}):
             raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
-        if data.get("format", "csv") != "csv":
-            raise exceptions.ValidationError({"format": ['Only "csv" is supported.']})
+        format = data.get("format", "csv")
+        if not isinstance(format, str) or format not in Export.FORMATS:
+            raise exceptions.ValidationError({"format": ['Must be "csv" or "json".']})
+        try:
+            start_day = serializers.DateTimeField(allow_null=True).run_validation(data.get("start_from_day"))
+            if start_day is not None:  # the day's start in UTC, as GoatCounter
+                start_day = start_day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        except serializers.ValidationError as error:
+            raise exceptions.ValidationError({"start_from_day": error.detail}) from None
         start = data.get("start_from_hit_id")
         if start is not None and (
             isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= MAX_OFFSET
@@ -286,7 +331,9 @@ class ExportCreateView(GoatCounterView):
         self.site = sites.site_for_request(request)
         self.check_export_throttle(request)
         with transaction.atomic():
-            export = Export.objects.create(site=self.site, start_from_hit_id=start)
+            export = Export.objects.create(
+                site=self.site, format=format, start_from_hit_id=start, start_from_day=start_day
+            )
             run_export.enqueue(export.pk)  # the queue is a table: the job commits with the export, or neither
         return Response(ExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 
@@ -313,9 +360,9 @@ class ExportDownloadView(ExportDetailMixin, GoatCounterView):
     required_scopes = {"GET": "export"}
 
     @extend_schema(
-        summary="The export's gzip'd CSV",
+        summary="The export's gzip'd CSV (or JSON)",
         responses={
-            (200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV, gzip'd."),
+            (200, "application/gzip"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV or JSON, gzip'd."),
             202: inline_serializer("ExportRunning", {"status": serializers.CharField()}),
             **error_responses("goatcounter", 401, 403, 404, 409, 410, 429),
         },

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from analytics import sites
 from analytics.models import Domain, Hit, Site
+from analytics.serializers import rfc3339
 from conftest import client_with_key, make_key
 from logsvc.models import ApiKey
 
@@ -50,9 +51,20 @@ def test_me_shows_the_user_the_key_and_its_sites(api_client, alice, blog, charli
     r = api_client.get(ME)
     assert r.status_code == 200
     assert r.json() == {
-        "user": {"id": alice.pk, "username": "alice", "email": "alice@example.org"},
+        "user": {
+            "id": alice.pk,
+            "username": "alice",
+            "email": "alice@example.org",
+            "email_verified": False,
+            "totp_enabled": False,
+            "access": {"all": "a"},
+            "settings": {},
+            "site": blog.pk,
+            "created_at": rfc3339(alice.date_joined),
+        },
         "token": {
             "name": "test",
+            "permissions": 2 | 4 | 8 | 16 | 32 | 64,  # GoatCounter's bits: every one of its permissions
             "scopes": sorted(ApiKey.objects.get(user=alice).scopes),
             "sites": [blog.pk],
             "bound_to_sites": False,
@@ -66,6 +78,14 @@ def test_me_shows_only_the_sites_a_bound_key_acts_for(alice, blog):
     ApiKey.objects.get(user=alice).sites.set([blog])
     token = client_with_key(raw).get(ME).json()["token"]
     assert (token["scopes"], token["sites"], token["bound_to_sites"]) == (["count"], [blog.pk], True)
+    assert token["permissions"] == 2  # GoatCounter's "count"
+
+
+def test_me_maps_scopes_without_a_goatcounter_permission_to_its_nothing(alice, blog):
+    token = client_with_key(make_key(alice, "logs:read", "stats")).get(ME).json()["token"]
+    assert token["permissions"] == 64
+    token = client_with_key(make_key(alice, "logs:read")).get(ME).json()["token"]
+    assert token["permissions"] == 1
 
 
 def test_me_shows_charlie_his_own(charlie_client, charlie, blog, charlies):
@@ -130,13 +150,31 @@ def test_it_creates_a_site_with_put(api_client, alice):
     assert r.json()["domains"] == ["shop.alice.example"]
 
 
-def test_a_key_bound_to_sites_acts_for_the_sites_it_creates(alice, blog):
-    raw = make_key(alice, "sites")
+def test_a_key_bound_to_a_site_acts_for_the_sites_it_creates_and_keeps_working(alice, blog):
+    raw = make_key(alice, "sites", "stats", "count")
     key = ApiKey.objects.get(user=alice)
     key.sites.set([blog])
-    r = client_with_key(raw).put(SITES, {"code": "alice-shop"}, format="json")
+    client = client_with_key(raw)
+    r = client.put(SITES, {"code": "alice-shop", "cname": "Shop.Alice.Example"}, format="json")
     assert r.status_code == 200
-    assert set(key.sites.values_list("code", flat=True)) == {"alice-blog", "alice-shop"}
+    shop = Site.objects.get(code="alice-shop")
+    assert shop.created_by_key == key and list(key.sites.all()) == [blog]
+    assert [s["code"] for s in client.get(SITES).json()["sites"]] == ["alice-blog", "alice-shop"]
+    assert client.get(site_url(shop)).status_code == 200
+    # Without a Host of the new site its requests go to its own site, as before (it was a 400 "several sites")
+    assert client.get("/api/v0/paths").status_code == 200
+    assert count(client, "example.net").status_code == 202
+    assert Hit.objects.get().site == blog
+    # ... and with the new site's Host (its cname), to the new site
+    assert count(client, "shop.alice.example").status_code == 202
+    assert sorted(Hit.objects.values_list("site__code", flat=True)) == ["alice-blog", "alice-shop"]
+
+
+def test_an_unbound_key_keeps_its_only_site_after_creating_another(api_client, alice, blog):
+    assert api_client.put(SITES, {"code": "alice-shop"}, format="json").status_code == 200
+    r = count(api_client, "example.net")
+    assert r.status_code == 202
+    assert Hit.objects.get().site == blog
 
 
 def test_it_refuses_a_taken_code(charlie_client, blog):
@@ -373,3 +411,14 @@ def test_it_names_a_bad_domain_and_a_bad_ip_by_their_index(api_client, blog):
     blog.refresh_from_db()
     assert blog.ignore_ips == []
     assert list(blog.domains.values_list("domain", flat=True)) == [HOST]
+
+
+def test_a_cname_is_one_more_domain_within_the_twenty(api_client, blog):
+    domains = [f"d{n}.alice.example" for n in range(19)]
+    r = api_client.patch(site_url(blog), {"domains": domains, "cname": "www.alice.example"}, format="json")
+    assert r.status_code == 200
+    assert set(blog.domains.values_list("domain", flat=True)) == {*domains, "www.alice.example"}
+    r = api_client.patch(site_url(blog), {"cname": "shop.alice.example"}, format="json")
+    assert r.status_code == 400
+    assert r.json() == {"errors": {"cname": ["A site has at most 20 domains: leave one out of domains for it."]}}
+    assert blog.domains.count() == 20

@@ -122,12 +122,15 @@ def test_total_counts_visitors_and_pageviews(client, site):
     assert (body["total"], body["total_pageviews"]) == (4, 5)
     assert (body["total_events"], body["total_events_pageviews"]) == (1, 1)
     assert body["total_utc"] == 4
-    assert body["stats"] == [
+    assert [{k: v for k, v in day.items() if not k.startswith("hourly")} for day in body["stats"]] == [
         {"day": "2030-03-03", "daily": 0, "daily_pageviews": 0},
         {"day": "2030-03-04", "daily": 2, "daily_pageviews": 3},
         {"day": "2030-03-05", "daily": 2, "daily_pageviews": 2},
         {"day": "2030-03-06", "daily": 0, "daily_pageviews": 0},
     ]
+    # GoatCounter sends the hours of every day whatever the group
+    assert [sum(day["hourly"]) for day in body["stats"]] == [0, 2, 2, 0]
+    assert all(len(day["hourly"]) == len(day["hourly_pageviews"]) == 24 for day in body["stats"])
 
 
 def test_total_of_some_paths(client, site):
@@ -227,12 +230,13 @@ def test_hits_lists_paths_with_every_day(client, site):
         "max": 2,
     }
     assert a["path_id"] == path_id(site, "/a")
-    assert a["stats"] == [
+    assert [{k: v for k, v in day.items() if not k.startswith("hourly")} for day in a["stats"]] == [
         {"day": "2030-03-04", "daily": 1, "daily_pageviews": 2},
         {"day": "2030-03-05", "daily": 0, "daily_pageviews": 0},
         {"day": "2030-03-06", "daily": 2, "daily_pageviews": 2},
         {"day": "2030-03-07", "daily": 0, "daily_pageviews": 0},
     ]
+    assert [sum(day["hourly"]) for day in a["stats"]] == [1, 0, 2, 0]
     assert (b["path"], b["count"], b["max"]) == ("/b", 1, 1)
     assert [d["daily"] for d in b["stats"]] == [1, 0, 0, 0]
 
@@ -326,7 +330,15 @@ def test_hits_by_hour(client, site):
     assert first["hourly_pageviews"][8] == 2
     assert second["hourly"] == [0] * 24 and second["daily"] == 0
     plain = get(client, "/api/v0/stats/hits", start="2030-03-04", end="2030-03-05").json()["hits"][0]
-    assert "hourly" not in plain["stats"][0] and plain["max"] == 3
+    assert plain["stats"][0]["hourly"] == first["hourly"] and plain["max"] == 3  # hours by day too; max of days
+
+
+def test_ranges_longer_than_a_month_have_empty_hours(client, site):
+    store(site, hit("/a", at=datetime(2030, 3, 4, 7, 10, tzinfo=UTC)))
+    for url in ("/api/v0/stats/total", "/api/v0/stats/hits"):
+        body = get(client, url, start="2030-01-01", end="2030-12-31").json()
+        days = body["stats"] if "stats" in body else body["hits"][0]["stats"]
+        assert len(days) == 365 and all(day["hourly"] == [] and "hourly_pageviews" not in day for day in days)
 
 
 def test_hits_by_week_and_month(client, site):

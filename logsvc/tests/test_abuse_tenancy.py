@@ -49,7 +49,7 @@ SWEPT = {
     # charlie has no like and no follow to take back: the answer is GoatCounter-style idempotent, alice's stay
     "api/1/logs/<int:log_id>/unlike/": ("littlelogs", "/api/1/logs/{log}/unlike/", {"DELETE": 204}),
     "api/1/users/<str:username>/unfollow/": ("littlelogs", "/api/1/users/bob/unfollow/", {"DELETE": 204}),
-    "api/v0/sites/<int:site_id>": ("goatcounter", "/api/v0/sites/{site}", {"GET": 404, "PATCH": 404}),
+    "api/v0/sites/<int:site_id>": ("goatcounter", "/api/v0/sites/{site}", {"GET": 404, "PATCH": 404, "POST": 404}),
     "api/v0/export/<int:export_id>": ("goatcounter", "/api/v0/export/{export}", {"GET": 404}),
     "api/v0/export/<int:export_id>/download": ("goatcounter", "/api/v0/export/{export}/download", {"GET": 404}),
     "api/v0/stats/hits/<int:path_id>": ("goatcounter", "/api/v0/stats/hits/{path}", {"GET": 404}),

@@ -46,7 +46,11 @@ ENDPOINTS = {
     # GoatCounter (analytics/views.py)
     "/api/v0/me": {"get": {"401", "429"}},
     "/api/v0/sites": {"get": {"401", "403", "429"}, "put": {"400", "401", "403", "429"}},
-    "/api/v0/sites/{site_id}": {"get": {"401", "403", "404", "429"}, "patch": {"400", "401", "403", "404", "429"}},
+    "/api/v0/sites/{site_id}": {
+        "get": {"401", "403", "404", "429"},
+        "patch": {"400", "401", "403", "404", "429"},
+        "post": {"400", "401", "403", "404", "429"},  # GoatCounter updates with POST too
+    },
     "/api/v0/count": {"post": {"400", "401", "403", "413", "429"}},
     "/api/v0/export": {"post": {"400", "401", "403", "429"}},
     "/api/v0/export/{export_id}": {"get": {"401", "403", "404", "429"}},
