@@ -31,9 +31,9 @@ from analytics.services import HIT_COLUMNS, CleanHit, _salts, hit_row, todays_sa
 from analytics.validation import BatchError, CountBatch, clean_count_hits, read_count_body
 from analytics.views import COUNTED, NO_SITE, PIXEL, not_counted_on_purpose, pixel_hit
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, Receive, Send, read_body, run_sync, security_headers, send_response
+from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
-from logsvc.hotpath import api_key, item_usage, plain_json_post, rate_headers, throttled, unavailable
+from logsvc.hotpath import item_usage, rate_headers, read_json_post, throttled, unavailable
 from logsvc.models import LAST_USED_RESOLUTION
 
 
@@ -275,18 +275,9 @@ async def post_count(request: AsgiRequest, receive: Receive, send: Send) -> bool
     """POST /api/v0/count's plain case: valid hits in a JSON body sent as is, with a key that may count. Anything
     else (an `Idempotency-Key`, gzip, a CORS request, a bad key, a hit or a body at fault, a site that can't be
     told) is handed to Django, body and all, which answers as it always has; so is a site deleted meanwhile."""
-    if not plain_json_post(request):
+    if (read := await read_json_post(request, receive, "count")) is None:
         return False
-    key = await api_key(request, "count")
-    if key is None:
-        return False
-    body = await read_body(request, receive, settings.BODY_MAX_BYTES)
-    if body is None:
-        return False
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
+    key, data = read
     request.auth = key  # for sites.site_for_request, as DRF would have set it
     found = await run_sync(_count_batch, request, data)
     if found is None:
@@ -342,12 +333,5 @@ def _count_batch(request: AsgiRequest, data: Any) -> tuple[Site, CountBatch] | N
         site = sites.site_for_request(request)
     except (BatchError, exceptions.APIException):
         return None
-    batch = clean_count_hits(
-        hits,
-        site_id=site.pk,
-        site_hosts=sites.site_hosts(site),
-        ignore_ips=site.ignore_ips,
-        no_sessions=no_sessions,
-        filters=filters,
-    )
+    batch = clean_count_hits(hits, site, no_sessions=no_sessions, filters=filters)
     return None if batch.errors else (site, batch)

@@ -15,7 +15,8 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import exceptions
 
-from analytics import hitinfo
+from analytics import hitinfo, sites
+from analytics.models import Site
 from analytics.services import CleanHit, visitor_hash
 
 HIT_FIELDS = frozenset(
@@ -69,16 +70,9 @@ def read_count_body(data: Any) -> tuple[list[Any], bool, list[Any]]:
     return hits, no_sessions, filters
 
 
-def clean_count_hits(
-    hits: list[Any],
-    *,
-    site_id: int,
-    site_hosts: tuple[str, ...],
-    ignore_ips: list[str],
-    no_sessions: bool,
-    filters: list[Any],
-) -> CountBatch:
-    """Each hit of a /api/v0/count body cleaned (clean_api_hit), refused or filtered out."""
+def clean_count_hits(hits: list[Any], site: Site, *, no_sessions: bool, filters: list[Any]) -> CountBatch:
+    """Each hit of a /api/v0/count body cleaned for its site (clean_api_hit), refused or filtered out."""
+    site_id, site_hosts, ignore_ips = site.pk, sites.site_hosts(site), site.ignore_ips
     batch = CountBatch(hits=[], errors={}, filtered=[])
     ignored = frozenset(ignore_ips) if filters else frozenset()
     for index, raw in enumerate(hits):

@@ -233,14 +233,7 @@ class CountView(GoatCounterView):
         except BatchError as error:
             return Response({"error": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         site = sites.site_for_request(request)
-        batch = clean_count_hits(
-            hits,
-            site_id=site.pk,
-            site_hosts=sites.site_hosts(site),
-            ignore_ips=site.ignore_ips,
-            no_sessions=no_sessions,
-            filters=filters,
-        )
+        batch = clean_count_hits(hits, site, no_sessions=no_sessions, filters=filters)
         with transaction.atomic():
             record_hits(site, batch.hits)
         transaction.on_commit(schedule_roll_up)

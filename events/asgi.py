@@ -25,9 +25,9 @@ from events.models import Event, LogMessage, new_uid
 from events.services import EVENT_COPY_COLUMNS
 from events.validation import clean_event, clean_log_message
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, Receive, Send, read_body, run_sync, security_headers, send_response
+from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
-from logsvc.hotpath import api_key, item_usage, plain_json_post, rate_headers, throttled, unavailable
+from logsvc.hotpath import item_usage, rate_headers, read_json_post, throttled, unavailable
 from logsvc.models import LAST_USED_RESOLUTION
 
 # What DRF's APIView adds to every answer of these views (Allow) and the renderer negotiation (Vary).
@@ -108,18 +108,9 @@ async def post_event(request: AsgiRequest, receive: Receive, send: Send) -> bool
 
 async def _post(request: AsgiRequest, receive: Receive, send: Send, family: str, scope: str) -> bool:
     """Store one item with group commit and answer as the view does; False hands the request to Django."""
-    if not plain_json_post(request):
+    if (read := await read_json_post(request, receive, scope)) is None:
         return False
-    key = await api_key(request, scope)
-    if key is None:
-        return False
-    body = await read_body(request, receive, settings.BODY_MAX_BYTES)
-    if body is None:
-        return False
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return False
+    key, data = read
     if not isinstance(data, dict):
         return False  # a batch (or a bare value): Django's
     values, errors = clean_log_message(data, "message") if family == "logster" else clean_event(data)

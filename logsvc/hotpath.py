@@ -12,7 +12,7 @@ from django.core.exceptions import DisallowedHost
 from rest_framework import exceptions
 
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, run_sync, security_headers
+from logsvc.asgi import AsgiRequest, Receive, read_body, run_sync, security_headers
 from logsvc.auth import _recent_keys, raw_key_from_request, recently_seen_key
 from logsvc.exceptions import error_body
 from logsvc.models import ApiKey, hash_key
@@ -56,6 +56,23 @@ async def api_key(request: AsgiRequest, scope: str) -> ApiKey | None:
     if key is None or not key.user.is_active or scope not in key.scopes:
         return None
     return key
+
+
+async def read_json_post(request: AsgiRequest, receive: Receive, scope: str) -> tuple[ApiKey, Any] | None:
+    """(the API key, the parsed JSON body) of a request a hot path may take, or None to hand it to Django with
+    what was read of its body."""
+    if not plain_json_post(request):
+        return None
+    key = await api_key(request, scope)
+    if key is None:
+        return None
+    body = await read_body(request, receive, settings.BODY_MAX_BYTES)
+    if body is None:
+        return None
+    try:
+        return key, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def item_usage(item: Any, count: int, reset: int) -> ratelimit.Usage:
