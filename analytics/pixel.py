@@ -10,7 +10,6 @@ either; with Redis they are an INCR there, before the hit joins a batch.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,8 +32,7 @@ from analytics.views import COUNTED, NO_SITE, PIXEL, not_counted_on_purpose, pix
 from logsvc import ratelimit
 from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
-from logsvc.hotpath import item_usage, rate_headers, read_json_post, throttled, unavailable
-from logsvc.models import LAST_USED_RESOLUTION
+from logsvc.hotpath import count_rate, item_usage, note_use, rate_headers, read_json_post, throttled, unavailable
 
 
 @dataclass(slots=True)
@@ -184,14 +182,9 @@ def gif(status: int, request: AsgiRequest, reason: str = "", usage: ratelimit.Us
     ]
     if reason:
         headers.append(("X-Goatcounter", reason))
-    if usage is not None:
-        headers += [
-            ("X-Rate-Limit-Limit", str(usage.limit)),
-            ("X-Rate-Limit-Remaining", str(usage.remaining)),
-            ("X-Rate-Limit-Reset", str(usage.reset)),
-        ]
-        if not usage.allowed:
-            headers.append(("Retry-After", str(usage.reset)))
+    headers += rate_headers(usage)
+    if usage is not None and not usage.allowed:
+        headers.append(("Retry-After", str(usage.reset)))
     return status, headers + security_headers(request), PIXEL
 
 
@@ -230,20 +223,13 @@ async def _answer(request: AsgiRequest) -> tuple | None:
     except SynchronousOnlyOperation:  # midnight passed since the salt was read
         status, reason, hit = await run_sync(pixel_hit, request, site, ip, user_agent)
     item = HitsItem(site_id=site.pk, hits=[] if hit is None else [hit])
-    usage = None
+    usage, reset = None, 0
     if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
         # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
         bucket = f"goatcounter-pixel:{visitor_hash(0, ip=ip, user_agent=user_agent).hex}"
-        item.limit, item.period = ratelimit.parse_rate(rate)
-        now = time.time()
-        item.window = int(now // item.period)
-        reset = max(1, math.ceil((item.window + 1) * item.period - now))
-        if settings.REDIS_URL:
-            usage = item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
-            if not usage.allowed:
-                return too_many(request, item, usage)
-        else:
-            item.bucket = bucket  # counted in the batch's transaction
+        usage, reset = await count_rate(item, bucket, rate)
+        if usage is not None and not usage.allowed:
+            return too_many(request, item, usage)
     if not item.hits and not item.bucket:
         return gif(status, request, reason, usage)
     try:
@@ -283,23 +269,15 @@ async def post_count(request: AsgiRequest, receive: Receive, send: Send) -> bool
     if found is None:
         return False
     site, batch = found
-    if key.last_used is None or timezone.now() - key.last_used >= LAST_USED_RESOLUTION:
-        await run_sync(key.touch)
+    await note_use(key)
     item = HitsItem(site_id=site.pk, hits=batch.hits)
     usage, reset = None, 0
     if rate := settings.RATE_LIMITS.get("goatcounter-count"):
-        item.limit, item.period = ratelimit.parse_rate(rate)
-        now = time.time()
-        item.window = int(now // item.period)
-        reset = max(1, math.ceil((item.window + 1) * item.period - now))
-        bucket = f"goatcounter-count:key:{key.pk}"  # ScopedKeyThrottle's, so both paths share one limit
-        if settings.REDIS_URL:
-            usage = item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
-            if not usage.allowed:
-                await send_response(send, *throttled(request, "goatcounter", usage, COUNT_VIEW_HEADERS))
-                return True
-        else:
-            item.bucket = bucket
+        # ScopedKeyThrottle's bucket, so both paths share one limit
+        usage, reset = await count_rate(item, f"goatcounter-count:key:{key.pk}", rate)
+        if usage is not None and not usage.allowed:
+            await send_response(send, *throttled(request, "goatcounter", usage, COUNT_VIEW_HEADERS))
+            return True
     if item.hits or item.bucket:
         try:
             count = await hits_batcher.submit(item)

@@ -11,8 +11,6 @@ is counted here and answered here, as Django would answer it.
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +23,9 @@ from events.models import Event, LogMessage, new_uid
 from events.services import EVENT_COPY_COLUMNS
 from events.validation import clean_event, clean_log_message
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
+from logsvc.asgi import AsgiRequest, Receive, Send, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
-from logsvc.hotpath import item_usage, rate_headers, read_json_post, throttled, unavailable
-from logsvc.models import LAST_USED_RESOLUTION
+from logsvc.hotpath import count_rate, item_usage, note_use, rate_headers, read_json_post, throttled, unavailable
 
 # What DRF's APIView adds to every answer of these views (Allow) and the renderer negotiation (Vary).
 VIEW_HEADERS = [("Vary", "Accept, origin"), ("Allow", "GET, POST, HEAD, OPTIONS")]
@@ -116,24 +113,14 @@ async def _post(request: AsgiRequest, receive: Receive, send: Send, family: str,
     values, errors = clean_log_message(data, "message") if family == "logster" else clean_event(data)
     if errors:
         return False
-    if key.last_used is None or timezone.now() - key.last_used >= LAST_USED_RESOLUTION:
-        await run_sync(key.touch)
+    await note_use(key)
     item = Item(family=family, owner_id=key.user_id, values=values)
-    usage = None
-    reset = 0
+    usage, reset = None, 0
     if rate := settings.RATE_LIMITS.get(family):
-        item.limit, item.period = ratelimit.parse_rate(rate)
-        now = time.time()
-        item.window = int(now // item.period)
-        reset = max(1, math.ceil((item.window + 1) * item.period - now))
-        bucket = f"{family}:key:{key.pk}"
-        if settings.REDIS_URL:
-            usage = item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset)
-            if not usage.allowed:
-                await send_response(send, *throttled(request, family, usage, VIEW_HEADERS))
-                return True
-        else:
-            item.bucket = bucket
+        usage, reset = await count_rate(item, f"{family}:key:{key.pk}", rate)
+        if usage is not None and not usage.allowed:
+            await send_response(send, *throttled(request, family, usage, VIEW_HEADERS))
+            return True
     try:
         count, message_id = await ingest_batcher.submit(item)
     except (Unavailable, psycopg.Error):

@@ -3,19 +3,21 @@ key, and the rate-limit headers they answer with, as Django's views would."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
+from django.utils import timezone
 from rest_framework import exceptions
 
 from logsvc import ratelimit
 from logsvc.asgi import AsgiRequest, Receive, read_body, run_sync, security_headers
 from logsvc.auth import _recent_keys, raw_key_from_request, recently_seen_key
 from logsvc.exceptions import error_body
-from logsvc.models import ApiKey, hash_key
+from logsvc.models import LAST_USED_RESOLUTION, ApiKey, hash_key
 
 
 def plain_json_post(request: AsgiRequest) -> bool:
@@ -46,7 +48,6 @@ async def api_key(request: AsgiRequest, scope: str) -> ApiKey | None:
         return None
     if raw is None:
         return None
-    key = None
     ttl = settings.API_KEY_CACHE_SECONDS
     seen = _recent_keys.get(hash_key(raw)) if ttl else None
     if seen is not None and time.time() - seen[0] < ttl:
@@ -73,6 +74,26 @@ async def read_json_post(request: AsgiRequest, receive: Receive, scope: str) -> 
         return key, orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+
+
+async def note_use(key: ApiKey) -> None:
+    """The key's last use, as Django's authentication records it (at most once per LAST_USED_RESOLUTION)."""
+    if key.last_used is None or timezone.now() - key.last_used >= LAST_USED_RESOLUTION:
+        await run_sync(key.touch)
+
+
+async def count_rate(item: Any, bucket: str, rate: str) -> tuple[ratelimit.Usage | None, int]:
+    """Put a batch item in its rate-limit window (its limit, period and window, from rate). With Redis it is
+    counted there now and its usage returned; otherwise its count is left to the batch's transaction
+    (item.bucket) and None returned. Also the seconds until the window ends."""
+    item.limit, item.period = ratelimit.parse_rate(rate)
+    now = time.time()
+    item.window = int(now // item.period)
+    reset = max(1, math.ceil((item.window + 1) * item.period - now))
+    if settings.REDIS_URL:
+        return item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset), reset
+    item.bucket = bucket
+    return None, reset
 
 
 def item_usage(item: Any, count: int, reset: int) -> ratelimit.Usage:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import orjson
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from analytics import pixel as asgi_pixel
 from analytics import sites
 from analytics.models import Hit, Site, VisitorPath
 from conftest import make_key
-from events.tests.test_bytelog_asgi import assert_same_headers, call, run
+from events.tests import test_bytelog_asgi as bytelog_tests
+from events.tests.test_bytelog_asgi import call, run
 from logsvc.asgi import close_lookup_connections
 from logsvc.models import RateLimitCounter
 
@@ -54,15 +54,12 @@ def stored() -> list[tuple]:
 
 
 def django_answer(body: bytes, headers: dict[str, str]):
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
-    return APIClient().post(URL, body, content_type=headers.get("Content-Type", "application/json"), **meta)
+    return bytelog_tests.django_answer(body, headers, URL)
 
 
 def assert_same(asgi: tuple, django) -> None:
-    status, head, body = asgi
-    assert (status, body) == (django.status_code, django.content)
-    assert_same_headers(head, django)
-    assert head.get("x-goatcounter-filter") == django.get("X-Goatcounter-Filter")
+    bytelog_tests.assert_same(asgi, django)
+    assert asgi[1].get("x-goatcounter-filter") == django.get("X-Goatcounter-Filter")
 
 
 BATCH = {"hits": [hit("/a", title="A", ref="https://news.example.com/"), hit("/b"), hit("/a")]}

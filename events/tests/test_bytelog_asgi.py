@@ -73,9 +73,9 @@ def stored() -> list[tuple]:
     return list(Event.objects.order_by("id").values_list("owner__username", "client_id", "name", "trace_id", "data"))
 
 
-def django_answer(body: bytes, headers: dict[str, str]):
+def django_answer(body: bytes, headers: dict[str, str], path: str = URL):
     meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
-    return APIClient().post(URL, body, content_type=headers.get("Content-Type", "application/json"), **meta)
+    return APIClient().post(path, body, content_type=headers.get("Content-Type", "application/json"), **meta)
 
 
 def assert_same(asgi: tuple, django) -> None:
