@@ -2,21 +2,22 @@
 handful of queries and with no model instances.
 
 A page of 20 logs nests authors, comments with their authors, tags, mentions and likes. Loading them as
-models through prefetches cost ~40 ms of CPU a page, most of it in the ORM; here each relation is one
-query of plain rows for the whole page (the logs with their totals and their tags' and mentions' ids, their
-latest comments, their latest likes, then the page's tags and the page's users, each once; times come
-formatted from PostgreSQL), and the page is assembled as dicts: ~5x less CPU for the same bytes
-(social/tests/test_answers.py holds them to it; bench/social.py measures them).
+models through prefetches cost ~40 ms of CPU a page, most of it in the ORM. Here a page of logs is two queries
+of plain rows: the logs with their totals, their tags' and mentions' ids and their latest comments and likes
+(as JSON arrays), then the names they refer to, the page's tags and the page's users, each once. Times come
+formatted from PostgreSQL, and the page is assembled as dicts: ~5x less CPU for the same bytes
+(social/tests/test_answers.py holds them to it; bench/social.py measures them). Each round trip cost ~0.1 ms of
+CPU on either side, so a page makes few: it made five.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
+import orjson
 from django.core.files.storage import FileSystemStorage
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -49,40 +50,48 @@ def _ids(through: type, owner: str, target: str, alias: str) -> str:
     return f"ARRAY(SELECT x.{target} FROM {through._meta.db_table} x WHERE x.{owner} = {alias}.id)"
 
 
-def _latest(model: type[Comment | Like], limit: int, alias: str) -> str:
-    """Each of the given logs' latest `limit` rows of model, as `alias`: an index range per log (LATERAL)."""
+def comment_columns(alias: str) -> str:
     return (
-        f"unnest(%s::bigint[]) AS p(id) CROSS JOIN LATERAL (SELECT * FROM {model._meta.db_table} "
-        f"WHERE log_id = p.id ORDER BY created DESC, id DESC LIMIT {int(limit)}) AS {alias}"
+        f"{alias}.id, {alias}.log_id, {iso_sql(f'{alias}.created')}, {alias}.user_id, {alias}.content, "
+        f"{alias}.source, {_ids(Comment.tags.through, 'comment_id', 'tag_id', alias)}, "
+        f"{_ids(Comment.mentions.through, 'comment_id', 'user_id', alias)}"
     )
 
 
+def _latest(model: type[Comment | Like], limit: int, row: str) -> str:
+    """The log's latest `limit` rows of model (an index range), each as `row` of alias r, oldest first, in a JSON
+    array (as text, for orjson; NULL when there are none)."""
+    return (
+        f"(SELECT json_agg({row} ORDER BY r.created, r.id)::text FROM (SELECT * FROM {model._meta.db_table} "
+        f"WHERE log_id = l.id ORDER BY created DESC, id DESC LIMIT {int(limit)}) AS r)"
+    )
+
+
+# A like's user is looked up by its primary key (a join had PostgreSQL hash all users once per log); it is
+# there: the like goes with its user, and one statement sees one snapshot.
+LIKE_ROW = (
+    f"json_build_object('user', (SELECT username FROM {USERS} WHERE id = r.user_id), 'created', {iso_sql('r.created')})"
+)
 LOGS_SQL = (
     f"SELECT l.id, {iso_sql('l.created')}, l.user_id, l.source, l.content, "
     f"{_ids(LogTag, 'log_id', 'tag_id', 'l')}, {_ids(Log.mentions.through, 'log_id', 'user_id', 'l')}, "
     f"(SELECT count(*) FROM {Comment._meta.db_table} WHERE log_id = l.id), "
-    f"(SELECT count(*) FROM {Like._meta.db_table} WHERE log_id = l.id) "
+    f"(SELECT count(*) FROM {Like._meta.db_table} WHERE log_id = l.id), "
+    f"{_latest(Comment, COMMENTS_INLINE, f'json_build_array({comment_columns("r")})')}, "
+    f"{_latest(Like, LIKES_INLINE, LIKE_ROW)} "
     f"FROM {Log._meta.db_table} l WHERE l.id = ANY(%s::bigint[])"
 )
-COMMENT_COLUMNS = (
-    f"c.id, c.log_id, {iso_sql('c.created')}, c.user_id, c.content, c.source, "
-    f"{_ids(Comment.tags.through, 'comment_id', 'tag_id', 'c')}, "
-    f"{_ids(Comment.mentions.through, 'comment_id', 'user_id', 'c')}"
-)
-COMMENTS_SQL = f"SELECT {COMMENT_COLUMNS} FROM {Comment._meta.db_table} c WHERE c.id = ANY(%s::bigint[])"
-# oldest first within each log, as a log shows them
-LATEST_COMMENTS_SQL = (
-    f"SELECT {COMMENT_COLUMNS} FROM {_latest(Comment, COMMENTS_INLINE, 'c')} ORDER BY c.log_id, c.created, c.id"
-)
-LATEST_LIKES_SQL = (
-    f"SELECT k.log_id, u.username, {iso_sql('k.created')} FROM {_latest(Like, LIKES_INLINE, 'k')} "
-    f"JOIN {USERS} u ON u.id = k.user_id ORDER BY k.log_id, k.created, k.id"
-)
+COMMENTS_SQL = f"SELECT {comment_columns('c')} FROM {Comment._meta.db_table} c WHERE c.id = ANY(%s::bigint[])"
 USER_COLUMNS = ("id", "username", "first_name", "last_name", "bio", "url", "location", "avatar", "timezone")
-# In the order mentions are listed (by username), as are tags (case-insensitively, as the tag list): lower(name)
-# and username are unique, so each row's tags and mentions are in the order of the page's.
-USERS_SQL = f"SELECT {', '.join(USER_COLUMNS)} FROM {USERS} WHERE id = ANY(%s::bigint[]) ORDER BY username"
-TAGS_SQL = f"SELECT id, name FROM {TAGS} WHERE id = ANY(%s::bigint[]) ORDER BY lower(name)"
+# The page's tags and users in one statement, as JSON arrays: tags in the order a row lists them (case-insensitively,
+# as the tag list), users in the order of mentions (by username). lower(name) and username are unique, so each
+# row's tags and mentions are in the order of the page's.
+NAMES_SQL = (
+    f"SELECT (SELECT json_agg(json_build_array(id, name) ORDER BY lower(name)) FROM {TAGS} "
+    f"WHERE id = ANY(%s::bigint[]))::text, "
+    f"(SELECT json_agg(json_build_array({', '.join(USER_COLUMNS)}) ORDER BY username) FROM {USERS} "
+    f"WHERE id = ANY(%s::bigint[]))::text"
+)
 # (no join for the originator's name: it is among the page's users, and joining made PostgreSQL hash all users)
 ACTIVITY_SQL = (
     f"SELECT a.id, {iso_sql('a.created')}, a.type, a.originator_id, a.log_id, a.comment_id "
@@ -143,10 +152,11 @@ def user_dict(row: Sequence[Any], avatar_url: Callable[[str], str]) -> dict[str,
 BIGINT = range(-(2**63), 2**63)
 
 
-def _rows(sql: str, ids: Iterable[int]) -> list[tuple[Any, ...]]:
-    """The rows of sql for these ids; an id no bigint can hold (a log id from a URL) is no row, not an error."""
+def _rows(sql: str, *ids: Iterable[int]) -> list[tuple[Any, ...]]:
+    """The rows of sql for these ids (one list a parameter); an id no bigint can hold (a log id from a URL) is no
+    row, not an error."""
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [[pk for pk in ids if pk in BIGINT]])
+        cursor.execute(sql, [[pk for pk in each if pk in BIGINT] for each in ids])
         return cursor.fetchall()
 
 
@@ -159,10 +169,10 @@ class Page:
         self.request = request
         self.logs: dict[int, tuple[Any, ...]] = {}
         self.comments: dict[int, tuple[Any, ...]] = {}
-        self.latest_comments: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-        self.latest_likes: dict[int, list[dict[str, str]]] = defaultdict(list)
+        self.latest_comments: dict[int, list[Sequence[Any]]] = {}
+        self.latest_likes: dict[int, list[dict[str, str]]] = {}
         self.user_ids: set[int] = set()
-        self.user_rows: dict[int, tuple[Any, ...]] = {}  # by username
+        self.user_rows: dict[int, Sequence[Any]] = {}  # by username
         self.users: dict[int, dict[str, Any]] = {}  # the profiles shown, made on first use (mentions need names only)
         self.tag_ids: set[int] = set()
         self.tags: dict[int, str] = {}  # by lower(name)
@@ -172,25 +182,21 @@ class Page:
     # --- reading ---
 
     def fetch_logs(self, ids: Iterable[int]) -> None:
-        """The logs, with their latest comments and likes (only of those that have any)."""
+        """The logs, with their latest comments and likes."""
         wanted = sorted(set(ids) - self.logs.keys())
         if not wanted:
             return
-        rows = _rows(LOGS_SQL, wanted)
-        for row in rows:
+        for row in _rows(LOGS_SQL, wanted):
             self.logs[row[0]] = row
             self.user_ids.add(row[2])
             self.tag_ids.update(row[5])
             self.user_ids.update(row[6])
-        commented = [row[0] for row in rows if row[7]]
-        if commented:
-            for row in _rows(LATEST_COMMENTS_SQL, commented):
-                self.latest_comments[row[1]].append(row)
-                self.add_comment_refs(row)
-        liked = [row[0] for row in rows if row[8]]
-        if liked:
-            for log_id, username, created in _rows(LATEST_LIKES_SQL, liked):
-                self.latest_likes[log_id].append({"user": username, "created": created})
+            if row[9]:
+                self.latest_comments[row[0]] = orjson.loads(row[9])
+                for comment in self.latest_comments[row[0]]:
+                    self.add_comment_refs(comment)
+            if row[10]:
+                self.latest_likes[row[0]] = orjson.loads(row[10])
 
     def fetch_comments(self, ids: Iterable[int]) -> None:
         wanted = sorted(set(ids) - self.comments.keys())
@@ -200,17 +206,17 @@ class Page:
             self.comments[row[0]] = row
             self.add_comment_refs(row)
 
-    def add_comment_refs(self, row: tuple[Any, ...]) -> None:
+    def add_comment_refs(self, row: Sequence[Any]) -> None:
         self.user_ids.add(row[3])
         self.tag_ids.update(row[6])
         self.user_ids.update(row[7])
 
     def fetch_names(self) -> None:
         """The page's users and tags, once each (after the rows that name them)."""
-        if self.tag_ids:
-            self.tags = dict(_rows(TAGS_SQL, sorted(self.tag_ids)))
-        if self.user_ids:
-            self.user_rows = {row[0]: row for row in _rows(USERS_SQL, sorted(self.user_ids))}
+        if self.tag_ids or self.user_ids:
+            [(tags, users)] = _rows(NAMES_SQL, sorted(self.tag_ids), sorted(self.user_ids))
+            self.tags = dict(orjson.loads(tags)) if tags else {}
+            self.user_rows = {row[0]: row for row in orjson.loads(users)} if users else {}
         self.tag_order = {pk: n for n, pk in enumerate(self.tags)}
         self.user_order = {pk: n for n, pk in enumerate(self.user_rows)}
 
@@ -238,7 +244,7 @@ class Page:
 
     # --- building (None for a row whose author was deleted while the page was read) ---
 
-    def comment(self, row: tuple[Any, ...]) -> dict[str, Any] | None:
+    def comment(self, row: Sequence[Any]) -> dict[str, Any] | None:
         pk, _, created, user_id, content, source, tags, mentions = row
         user = self.user(user_id)
         if user is None:
@@ -258,7 +264,7 @@ class Page:
         how many there are in all."""
         if pk not in self.logs or (user := self.user(self.logs[pk][2])) is None:
             return None
-        _, created, _, source, content, tags, mentions, comments_count, likes_count = self.logs[pk]
+        _, created, _, source, content, tags, mentions, comments_count, likes_count = self.logs[pk][:9]
         comments = (self.comment(row) for row in self.latest_comments.get(pk, ()))
         return {
             "id": pk,

@@ -70,5 +70,5 @@ def test_it_reads_a_log_in_a_fixed_number_of_queries(anon_client, alice, charlie
     log = post(alice, "#a @charlie")
     for _ in range(5):
         services.add_comment(log=log, user=charlie, markdown="#b @alice")
-    with django_assert_num_queries(4):  # the log with its totals, its latest comments, tags' names, users
+    with django_assert_num_queries(2):  # the log with its totals, latest comments and likes; its tags and users
         assert anon_client.get(f"/api/1/logs/{log.pk}/").status_code == 200

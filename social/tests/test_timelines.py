@@ -80,9 +80,9 @@ def test_it_runs_a_fixed_number_of_queries_per_activity_page(
         log = post(alice, f"#t{n}")
         services.add_comment(log=log, user=charlie if n % 2 else bob, markdown="@alice #x")
     services.follow(follower=charlie, followee=alice)
-    # session, user, counter, page ids, the items, their logs, the logs' latest comments, the comments, tags' names,
-    # users
-    with django_assert_num_queries(10):
+    # session, user, counter, page ids, the items, their logs (with their latest comments), the comments, the
+    # page's tags and users
+    with django_assert_num_queries(8):
         r = alice_session.get("/api/1/timelines/activity/?limit=100")
     assert len(r.json()["results"]) == r.json()["count"] == count + 1  # the comments and the follow
 
@@ -92,8 +92,8 @@ def test_it_runs_a_fixed_number_of_queries_per_home_page(alice_session, alice, b
     services.follow(follower=alice, followee=bob)
     for _ in range(count):
         post(bob, "#x @alice")
-    # session, user, the counters (count and plan), page ids, the logs with their totals, tags' names, users
-    with django_assert_num_queries(7):
+    # session, user, the counters (count and plan), page ids, the logs with their totals, the page's tags and users
+    with django_assert_num_queries(6):
         r = alice_session.get("/api/1/timelines/home/?limit=100")
     assert r.json()["count"] == count
 
