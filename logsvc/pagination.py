@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -91,6 +92,21 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         if counter is not None:
             return counter(queryset)
         return super().get_count(queryset)
+
+
+class PreparedIds:
+    """The ids that a fixed statement selects, in its order, for paginate_ids to slice: a page is that statement
+    with OFFSET and LIMIT, prepared. (Compiling the same page from an ORM queryset cost ~0.2 ms of CPU, more
+    than PostgreSQL took to run it.)"""
+
+    def __init__(self, sql: str, params: Sequence[Any] = (), using: str = "default") -> None:
+        self.sql, self.params, self.using = sql, list(params), using
+
+    def __getitem__(self, page: slice) -> list[int]:
+        offset = page.start or 0
+        with prepared_cursor(self.using) as cursor:
+            cursor.execute(f"{self.sql} OFFSET %s LIMIT %s", [*self.params, offset, page.stop - offset])
+            return [row[0] for row in cursor.fetchall()]
 
 
 def _whole_number(raw: str) -> int | None:

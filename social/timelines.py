@@ -1,4 +1,7 @@
-"""The home timeline: one's own logs and those of everyone one follows, newest first, read on demand.
+"""The lists of logs and notifications a page slices, as prepared statements (logsvc.pagination.PreparedIds), each
+counted from its counter.
+
+The home timeline: one's own logs and those of everyone one follows, newest first, read on demand.
 
 Two plans, chosen per page from the counters (no fan-out table, no worker):
 - "scan": walk every log newest first (index on -created, -id) and keep the followed authors'. Cheap when
@@ -15,63 +18,124 @@ from functools import cached_property
 
 from logsvc.db import prepared_cursor
 from logsvc.models import User
-from social.models import Counter, Follow, Log
+from logsvc.pagination import PreparedIds
+from social.models import Activity, Counter, Follow, Log, LogTag, Tag
+
+COUNTERS = Counter._meta.db_table
+NEWEST_FIRST = "ORDER BY created DESC, id DESC"
 
 
-def _authors_sql() -> str:
-    return f"SELECT followee_id FROM {Follow._meta.db_table} WHERE follower_id = %(me)s UNION ALL SELECT %(me)s"
+def all_logs() -> PreparedIds:
+    return PreparedIds(f"SELECT id FROM {Log._meta.db_table} {NEWEST_FIRST}")
+
+
+def activity(user: User) -> PreparedIds:
+    return PreparedIds(f"SELECT id FROM {Activity._meta.db_table} WHERE recipient_id = %s {NEWEST_FIRST}", [user.pk])
+
+
+def _find(sql: str, name: str) -> tuple[int, int] | None:
+    """(id, its count) of the one row sql finds by name; None when there is none."""
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [name])
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1] or 0)
+
+
+def user_logs(username: str) -> tuple[PreparedIds, int] | None:
+    """An author's logs and how many there are; None for no such user."""
+    found = _find(
+        f"SELECT u.id, (SELECT value FROM {COUNTERS} WHERE kind = '{Counter.Kind.USER_LOGS.value}' AND key = u.id) "
+        f"FROM {User._meta.db_table} u WHERE u.username = %s",
+        username,
+    )
+    if found is None:
+        return None
+    author, count = found
+    return PreparedIds(f"SELECT id FROM {Log._meta.db_table} WHERE user_id = %s {NEWEST_FIRST}", [author]), count
+
+
+def tag_logs(name: str) -> tuple[PreparedIds, int] | None:
+    """A tag's logs (any case of its name) and how many there are; None for no such tag. LogTag holds each log's
+    time: the page is a range of the (tag, -created, -log) index."""
+    found = _find(
+        f"SELECT t.id, (SELECT value FROM {COUNTERS} WHERE kind = '{Counter.Kind.TAG_LOGS.value}' AND key = t.id) "
+        f"FROM {Tag._meta.db_table} t WHERE lower(t.name) = %s",
+        name.lower(),  # lower(name) is what the unique index holds
+    )
+    if found is None:
+        return None
+    tag, count = found
+    table = LogTag._meta.db_table
+    return PreparedIds(f"SELECT log_id FROM {table} WHERE tag_id = %s ORDER BY created DESC, log_id DESC", [tag]), count
 
 
 class HomeTimeline:
-    """A user's home timeline as something the paginator can count and slice."""
+    """A user's home timeline as something the paginator can count and slice. Its counters (the count, and what
+    the plan is chosen by) and a page's ids come in one statement; the page the request asks for is read with
+    the count (offset, limit), any other when sliced."""
 
-    def __init__(self, user: User) -> None:
+    force_plan = ""  # "scan" or "per author" instead of the cheaper (tests)
+
+    def __init__(self, user: User, offset: int = 0, limit: int = 20) -> None:
         self.user = user
+        self.offset, self.limit = offset, limit
 
     def count(self) -> int:
-        return sum(self._counters[0])
-
-    @cached_property
-    def _counters(self) -> tuple[list[int], int]:
-        """(how many logs each author wrote, how many logs there are), from the counters in one query (an index
-        range: `key IN (subquery)` had PostgreSQL read every counter)."""
-        counters = Counter._meta.db_table
-        with prepared_cursor() as cursor:
-            cursor.execute(
-                f"SELECT ARRAY(SELECT value FROM {counters} WHERE kind = 'user_logs' "
-                f"AND key = ANY(ARRAY({_authors_sql()}))), "
-                f"(SELECT COALESCE(MAX(value), 0) FROM {counters} WHERE kind = 'logs' AND key = 0)",
-                {"me": self.user.pk},
-            )
-            per_author, everyone = cursor.fetchone()
-        return [int(value) for value in per_author], int(everyone)
+        return sum(self._page[0])
 
     def plan(self, page_end: int) -> str:
-        per_author, everyone = self._counters
-        scan = page_end * everyone / max(sum(per_author), 1)
-        return "per author" if sum(min(value, page_end) for value in per_author) < scan else "scan"
-
-    def ids(self, offset: int, limit: int) -> list[int]:
-        logs = Log._meta.db_table
-        order = "ORDER BY created DESC, id DESC"
-        if self.plan(offset + limit) == "per author":
-            sql = (
-                f"SELECT l.id FROM ({_authors_sql()}) AS a(uid) CROSS JOIN LATERAL "
-                f"(SELECT id, created FROM {logs} WHERE user_id = a.uid {order} LIMIT %(end)s) AS l "
-                f"ORDER BY l.created DESC, l.id DESC OFFSET %(offset)s LIMIT %(limit)s"
-            )
-        else:
-            followed = f"SELECT followee_id FROM {Follow._meta.db_table} WHERE follower_id = %(me)s"
-            sql = (
-                f"SELECT id FROM {logs} WHERE user_id = %(me)s OR user_id IN ({followed}) "
-                f"{order} OFFSET %(offset)s LIMIT %(limit)s"
-            )
-        params = {"me": self.user.pk, "end": offset + limit, "offset": offset, "limit": limit}
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, params)
-            return [row[0] for row in cursor.fetchall()]
+        return self.read(max(page_end - 1, 0), 1)[2]
 
     def __getitem__(self, page: slice) -> list[int]:
         """The ids of a page's logs."""
         offset = page.start or 0
-        return self.ids(offset, (page.stop or offset) - offset)
+        limit = (page.stop or offset) - offset
+        return self._page[3] if (offset, limit) == (self.offset, self.limit) else self.read(offset, limit)[3]
+
+    @cached_property
+    def _page(self) -> tuple[list[int], int, str, list[int]]:
+        return self.read(self.offset, self.limit)
+
+    def read(self, offset: int, limit: int) -> tuple[list[int], int, str, list[int]]:
+        """(how many logs each author wrote, how many logs there are, the plan, the ids of the page)."""
+        params = {"me": self.user.pk, "end": offset + limit, "offset": offset, "limit": limit, "plan": self.force_plan}
+        with prepared_cursor() as cursor:
+            cursor.execute(HOME_SQL, params)
+            per_author, everyone, plan, ids = cursor.fetchone()
+        return per_author, everyone, plan, ids
+
+
+FOLLOWED = f"SELECT followee_id FROM {Follow._meta.db_table} WHERE follower_id = %(me)s"
+LOGS = Log._meta.db_table
+# The counters in one index range (`key IN (subquery)` had PostgreSQL read every counter); the plan as
+# this module's docstring says (the per-author rows it reads against the scan's); then the page's ids by that
+# plan alone (each ARRAY is run only when its branch is taken). MATERIALIZED: each counter is read once, not once
+# a mention of it.
+HOME_SQL = f"""
+WITH authors AS ({FOLLOWED} UNION ALL SELECT %(me)s),
+counts AS MATERIALIZED (
+    SELECT ARRAY(
+        SELECT value FROM {COUNTERS} WHERE kind = '{Counter.Kind.USER_LOGS.value}'
+        AND key = ANY(ARRAY(SELECT * FROM authors))
+    ) AS per_author,
+    (SELECT COALESCE(MAX(value), 0) FROM {COUNTERS} WHERE kind = '{Counter.Kind.LOGS.value}' AND key = 0) AS everyone
+),
+chosen AS MATERIALIZED (
+    SELECT per_author, everyone, CASE
+        WHEN %(plan)s <> '' THEN %(plan)s
+        WHEN (SELECT COALESCE(sum(least(v, %(end)s)), 0) FROM unnest(per_author) AS v)
+            < %(end)s::float8 * everyone / greatest((SELECT COALESCE(sum(v), 0) FROM unnest(per_author) AS v), 1)
+        THEN 'per author'
+        ELSE 'scan'
+    END AS plan
+    FROM counts
+)
+SELECT per_author, everyone, plan, CASE WHEN plan = 'per author' THEN ARRAY(
+    SELECT l.id FROM authors AS a(uid) CROSS JOIN LATERAL (
+        SELECT id, created FROM {LOGS} WHERE user_id = a.uid {NEWEST_FIRST} LIMIT %(end)s
+    ) AS l ORDER BY l.created DESC, l.id DESC OFFSET %(offset)s LIMIT %(limit)s
+) ELSE ARRAY(
+    SELECT id FROM {LOGS} WHERE user_id = %(me)s OR user_id IN ({FOLLOWED}) {NEWEST_FIRST} OFFSET %(offset)s LIMIT %(limit)s
+) END
+FROM chosen
+"""

@@ -26,11 +26,11 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from logsvc.models import User
-from logsvc.pagination import LimitOffsetPagination
+from logsvc.pagination import LimitOffsetPagination, PreparedIds
 from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
-from social import services
-from social.models import Activity, Comment, Counter, Follow, Like, Log, LogTag, Tag
+from social import services, timelines
+from social.models import Comment, Counter, Follow, Like, Log, LogTag, Tag
 from social.pages import activity_json, comments_json, logs_json
 from social.serializers import (
     LIKE_FIELDS,
@@ -229,10 +229,10 @@ class LogListView(LittlelogsView, generics.ListAPIView):
     public = True
     serializer_class = LogSerializer
 
-    def get_queryset(self) -> QuerySet[Log]:
-        return Log.objects.order_by("-created", "-id")
+    def get_queryset(self) -> PreparedIds:  # type: ignore[override]
+        return timelines.all_logs()
 
-    def get_count(self, queryset: QuerySet[Log]) -> int:
+    def get_count(self, queryset: PreparedIds) -> int:
         return Counter.objects.value(Counter.Kind.LOGS)
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -246,7 +246,10 @@ class HomeTimelineView(LogListView):
     public = False
 
     def get_queryset(self) -> HomeTimeline:  # type: ignore[override]
-        return HomeTimeline(self.request.user)
+        # the page asked for, read with the count (a 400 for a bad limit or offset, as the paginator says)
+        paginator = self.paginator
+        limit = paginator.get_limit(self.request)
+        return HomeTimeline(self.request.user, paginator.get_offset(self.request), limit)
 
     def get_count(self, queryset: HomeTimeline) -> int:
         return queryset.count()
@@ -254,13 +257,15 @@ class HomeTimelineView(LogListView):
 
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
 class UserLogListView(LogListView):
-    def get_queryset(self) -> QuerySet[Log]:
-        # the author's id only: the page's users are read with the page
-        self.author_id = get_object_or_404(User.objects.values_list("pk", flat=True), username=self.kwargs["username"])
-        return Log.objects.filter(user_id=self.author_id).order_by("-created", "-id")
+    def get_queryset(self) -> PreparedIds:  # type: ignore[override]
+        # the author's id and count only: the page's users are read with the page
+        if (found := timelines.user_logs(self.kwargs["username"])) is None:
+            raise Http404("No User matches the given query.")
+        logs, self.count = found
+        return logs
 
-    def get_count(self, queryset: QuerySet[Log]) -> int:
-        return Counter.objects.value(Counter.Kind.USER_LOGS, self.author_id)
+    def get_count(self, queryset: PreparedIds) -> int:
+        return self.count
 
 
 def get_tag_id(name: str) -> int:
@@ -271,13 +276,14 @@ def get_tag_id(name: str) -> int:
 
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
 class TagLogListView(LogListView):
-    def get_queryset(self) -> QuerySet[Log]:
-        self.tag_id = get_tag_id(self.kwargs["tag"])
-        # LogTag holds each log's time: the page is a range of the (tag, -created, -log) index
-        return LogTag.objects.filter(tag_id=self.tag_id).order_by("-created", "-log").values_list("log_id", flat=True)
+    def get_queryset(self) -> PreparedIds:  # type: ignore[override]
+        if (found := timelines.tag_logs(self.kwargs["tag"])) is None:
+            raise Http404("No Tag matches the given query.")
+        logs, self.count = found
+        return logs
 
-    def get_count(self, queryset: QuerySet[Log]) -> int:
-        return Counter.objects.value(Counter.Kind.TAG_LOGS, self.tag_id)
+    def get_count(self, queryset: PreparedIds) -> int:
+        return self.count
 
 
 @extend_schema_view(get=list_schema(ActivitySerializer, 401, 403))
@@ -286,10 +292,10 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
 
     serializer_class = ActivitySerializer
 
-    def get_queryset(self) -> QuerySet[Activity]:
-        return Activity.objects.filter(recipient=self.request.user).order_by("-created", "-id")
+    def get_queryset(self) -> PreparedIds:  # type: ignore[override]
+        return timelines.activity(self.request.user)
 
-    def get_count(self, queryset: QuerySet[Activity]) -> int:
+    def get_count(self, queryset: PreparedIds) -> int:
         return Counter.objects.value(Counter.Kind.ACTIVITY, self.request.user.pk)
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
