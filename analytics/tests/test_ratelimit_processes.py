@@ -131,13 +131,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_servers(request, count: int, env: dict[str, str], workers: int = 1, args: tuple[str, ...] = ()) -> list[str]:
+def start_servers(
+    request, count: int, env: dict[str, str], workers: int = 1, args: tuple[str, ...] = (), log_path: Path | None = None
+) -> list[str]:
     """count gunicorn processes of logsvc on free ports, serving it as production does (uvicorn workers,
-    logsvc.asgi), stopped when the test (or the fixture's scope) ends; their base URLs."""
+    logsvc.asgi), stopped when the test (or the fixture's scope) ends; their base URLs. What they print
+    (tracebacks included) goes to log_path when given."""
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     servers: list[tuple[subprocess.Popen, str]] = []
     # Not a pipe: nobody reads it while the test runs, and a full pipe would block the server.
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
+    log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
 
     def stop() -> None:
         for process, _ in servers:

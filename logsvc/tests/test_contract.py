@@ -142,7 +142,7 @@ def cast(transactional_db, alice, charlie, settings, tmp_path) -> dict[str, dict
 
 def serve(request, tmp_path: Path) -> str:
     """gunicorn serving logsvc (DEBUG off) on a free loopback port, every rate limit out of reach; its base URL.
-    Its access log (method, path, status) is tmp_path/access.log."""
+    Its access log (method, path, status) is tmp_path/access.log, what it prints (tracebacks) tmp_path/server.log."""
     limits = {f"RATE_LIMIT_{scope.upper().replace('-', '_')}": UNLIMITED for scope in settings.RATE_LIMITS}
     env = server_env(
         **limits,
@@ -152,7 +152,7 @@ def serve(request, tmp_path: Path) -> str:
         MEDIA_ROOT=str(tmp_path / "media"),
     )
     access_log = ("--access-logfile", str(tmp_path / "access.log"), "--access-logformat", "%(m)s %(U)s %(s)s")
-    return start_servers(request, 1, env, workers=2, args=access_log)[0]
+    return start_servers(request, 1, env, workers=2, args=access_log, log_path=tmp_path / "server.log")[0]
 
 
 # --- schemathesis --------------------------------------------------------------------------------------------
@@ -235,7 +235,9 @@ def test_the_api_keeps_its_contract_under_fuzzing(request, cast, tmp_path):
     started = time.monotonic()
     result = run_schemathesis(base, cast, tmp_path)
     print(result.stdout, result.stderr, f"schemathesis ran {time.monotonic() - started:.0f} s", sep="\n")
-    assert result.returncode == 0, result.stdout[-30000:] + result.stderr[-3000:]
+    # the server's tracebacks too: a 500's cause can take a state the fuzzing made that a replay lacks
+    server_log = (tmp_path / "server.log").read_text(errors="replace")
+    assert result.returncode == 0, result.stdout[-30000:] + result.stderr[-3000:] + server_log[-10000:]
 
     # Really exercised: every operation succeeded for alice at least once, not only refused her.
     seen = answered(tmp_path / "access.log", schema)
