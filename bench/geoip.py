@@ -13,7 +13,9 @@ from the same addresses; it gives this process's CPU time per hit, and the wall 
 and the ratio on/off of each round's pair (median). PostgreSQL's share is the same either way and is left out:
 the lookup runs in the web process. Rate limits are off. About a minute with the defaults:
 
-    nice -n 19 .venv/bin/python bench/geoip.py [--hits 3000] [--rounds 9] [--concurrency 32]
+    nice -n 19 .venv/bin/python bench/geoip.py [--hits 3000] [--rounds 9] [--concurrency 32] [--city-sample]
+
+With GEOIP_DATABASE set it measures that file; --city-sample makes one shaped like GeoLite2-City (mmdb-writer).
 """
 
 from __future__ import annotations
@@ -52,6 +54,39 @@ def public_ips(n: int) -> list[str]:
         if iptocc.country_code(ip):
             ips.append(ip)
     return ips
+
+
+LANGUAGES = ["de", "en", "es", "fr", "ja", "pt-BR", "ru", "zh-CN"]
+
+
+def city_sample(path: Path, networks: int) -> list[str]:
+    """A MaxMind file shaped like GeoLite2-City (its records' fields, names in 8 languages) over random networks,
+    for a MaxMind row without an account; returns one address in each network."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPNetwork, IPSet
+
+    def names(name: str) -> dict[str, str]:
+        return {language: f"{name} ({language})" for language in LANGUAGES}
+
+    country = {"geoname_id": 2750405, "iso_code": "NL", "names": names("Netherlands")}
+    writer = MMDBWriter(ip_version=6, database_type="GeoLite2-City", ipv4_compatible=True)
+    rng = random.Random(12)
+    found: dict[str, None] = {}
+    while len(found) < networks:
+        found[str(IPNetwork(f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0/22").cidr)] = None
+    for n, network in enumerate(found):
+        record = {
+            "city": {"geoname_id": 1000 + n, "names": names(f"City {n}")},
+            "continent": {"code": "EU", "geoname_id": 6255148, "names": names("Europe")},
+            "country": country,
+            "location": {"accuracy_radius": 20, "latitude": 52.37, "longitude": 4.89, "time_zone": "Europe/Amsterdam"},
+            "postal": {"code": f"{1000 + n}"},
+            "registered_country": country,
+            "subdivisions": [{"geoname_id": 2749879, "iso_code": "NH", "names": names("North Holland")}],
+        }
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    return [str(IPNetwork(network).ip + 5) for network in found]
 
 
 def lookup_ns(ips: list[str], repeat: int) -> float:
@@ -160,7 +195,15 @@ def main() -> int:
     parser.add_argument("--django-hits", type=int, default=1000, help="pixel hits per round and side (Django view)")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--city-sample", action="store_true", help="look up in a made-up GeoLite2-City-shaped file (GEOIP_DATABASE)"
+    )
     args = parser.parse_args()
+    sample: list[str] = []
+    if args.city_sample:
+        OUT.mkdir(parents=True, exist_ok=True)
+        sample = city_sample(OUT / "city-sample.mmdb", 1000)
+        os.environ["GEOIP_DATABASE"] = str(OUT / "city-sample.mmdb")
 
     server = os.getenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     log(f"database {DB_NAME}: migrating")
@@ -169,8 +212,10 @@ def main() -> int:
 
     from analytics import geoip
 
-    source = f"MaxMind file {settings.GEOIP_DATABASE}" if settings.GEOIP_DATABASE else "iptocc (bundled)"
-    ips = public_ips(1000)
+    source = "iptocc (bundled)"
+    if settings.GEOIP_DATABASE:
+        source = f"{'a made-up City-shaped' if sample else 'the MaxMind'} file {settings.GEOIP_DATABASE}"
+    ips = sample or public_ips(1000)
     places = {geoip.locate(ip).partition("-")[0] for ip in ips}
     log(f"lookup: {source}; {len(ips)} addresses in {len(places)} countries")
     public_ns = lookup_ns(ips, 200)
