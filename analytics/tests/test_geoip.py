@@ -5,6 +5,8 @@ show it. The IP itself is kept nowhere.
 
 from __future__ import annotations
 
+import ipaddress
+import random
 import re
 
 import orjson
@@ -15,8 +17,8 @@ from django.test import Client
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
+from analytics import geoip, sites
 from analytics import pixel as asgi_pixel
-from analytics import sites
 from analytics.models import Domain, Hit, Site
 from analytics.rollups import roll_up
 from analytics.tests import test_count_asgi, test_pixel_asgi
@@ -207,3 +209,16 @@ def test_the_check_passes_with_a_good_file_or_none(settings, city_file):
     call_command("check")
     settings.GEOIP_DATABASE = city_file
     call_command("check")
+
+
+def test_the_quick_test_for_a_public_address_agrees_with_ipaddress():
+    rng = random.Random(12)
+    addresses = [
+        *PRIVATE_IPS,
+        *["0.1.2.3", "100.64.0.1", "100.128.0.1", "172.31.0.1", "172.32.0.1", "192.0.2.1", "198.18.0.1"],
+        *["203.0.113.9", "224.0.0.1", "255.255.255.255", "8.8.8.8", NL_IP, NL_IPV6, "2001:db8::1", "2002::1"],
+        *["2::1", "fc00::1", "3fff::1", "2a00:1450::1", "64:ff9b::1.2.3.4"],
+        *(str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(5000)),
+        *(str(ipaddress.IPv6Address(rng.randrange(16) << 124 | rng.getrandbits(124))) for _ in range(5000)),
+    ]
+    assert [ip for ip in addresses if geoip._public(ip) != ipaddress.ip_address(ip).is_global] == []
