@@ -92,6 +92,11 @@ def test_it_stores_the_country_of_a_pixel_hits_ip_and_the_stats_show_it(alice, s
     assert stats(alice) == {"NL": 2, "(unknown)": 1}
 
 
+def test_it_places_an_ipv4_client_of_a_dual_stack_socket(site):
+    assert pixel(f"::ffff:{NL_IP}").status_code == 200
+    assert locations() == ["NL"]
+
+
 def test_it_takes_the_ip_our_proxy_reports(settings, site):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     assert pixel("127.0.0.1", HTTP_X_FORWARDED_FOR=f"10.1.1.1, {NL_IP}").status_code == 200
