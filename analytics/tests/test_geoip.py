@@ -210,10 +210,11 @@ def test_a_file_that_cant_be_opened_fails_the_check_and_healthz_but_hits_still_c
     assert says in health["geoip"]
 
 
-def test_the_check_passes_with_a_good_file_or_none(settings, city_file):
+def test_the_check_passes_with_a_good_file_or_none(db, settings, city_file):  # db: Django's own checks ask it
     call_command("check")
     settings.GEOIP_DATABASE = city_file
     call_command("check")
+    assert geoip.check_database() == []
 
 
 def test_the_quick_test_for_a_public_address_agrees_with_ipaddress():
