@@ -8,6 +8,7 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
+        from analytics import geoip
         from analytics.dashboard import sites_panel
         from analytics.models import Domain, Site
         from analytics.rollups import health_check
@@ -15,6 +16,7 @@ class AnalyticsConfig(AppConfig):
         from logsvc import frontdoor, health
 
         health.register("rollups", health_check)
+        health.register("geoip", geoip.health_check)
         frontdoor.register("sites", 10, sites_panel)
 
         for model in (Site, Domain):

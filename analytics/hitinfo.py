@@ -481,7 +481,7 @@ def _size_number(part: Any, value: Any) -> float:
     return part
 
 
-_LOCATION = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})?")
+LOCATION_SHAPE = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})?")
 
 
 def parse_location(value: str) -> str:
@@ -490,7 +490,7 @@ def parse_location(value: str) -> str:
     location = value.strip().upper()
     if not location:
         return ""
-    if not location.isascii() or not _LOCATION.fullmatch(location):
+    if not location.isascii() or not LOCATION_SHAPE.fullmatch(location):
         raise ValueError(f"{value!r} is not a country code such as 'US' or a region such as 'US-TX'")
     return location
 

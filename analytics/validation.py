@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import exceptions
 
-from analytics import hitinfo, sites
+from analytics import geoip, hitinfo, sites
 from analytics.models import Site
 from analytics.services import CleanHit, visitor_hash
 
@@ -171,6 +171,8 @@ def clean_api_hit(
         location = hitinfo.parse_location(_text(raw, "location", 10))
     except ValueError as error:
         raise HitError(f"location: {error}") from None
+    if not location and ip:  # a backend's own location wins; else the IP's, as for the pixel
+        location = geoip.locate(ip)
     language = hitinfo.parse_language(_text(raw, "language", 100))
     hint = _bot_hint(raw.get("bot"))
     created_at = _created_at(raw, now)
@@ -267,6 +269,7 @@ def clean_pixel_hit(
         site_hosts=site_hosts,
         user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT),
         size=size,
+        location=geoip.locate(ip),  # the IP itself is stored nowhere
         language=hitinfo.parse_language(language),
         bot=hitinfo.detect_bot(user_agent, hint),
         visitor=None if no_session else visitor_hash(site_id, ip=ip, user_agent=user_agent),

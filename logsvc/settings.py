@@ -277,6 +277,9 @@ ROLLUP_INTERVAL_SECONDS = env_int("ROLLUP_INTERVAL_SECONDS", 1)
 ROLLUP_RETRY_SECONDS = env_int("ROLLUP_RETRY_SECONDS", 600)
 # Bot hits are kept apart from people's, and only this long (GoatCounter: 30 days).
 BOT_HIT_DAYS = env_int("BOT_HIT_DAYS", 30)
+# A hit's country (and region) comes from its IP: by default from the registries' data that iptocc ships, or
+# from this MaxMind GeoLite2/GeoIP2 .mmdb file (analytics.geoip). Its path is checked by `manage.py check`.
+GEOIP_DATABASE = os.getenv("GEOIP_DATABASE", "")
 # A process remembers a valid API key this long; a revocation takes effect within it (0: check every time).
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 2)
 
