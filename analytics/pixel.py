@@ -52,16 +52,10 @@ async def write_hits(conn: psycopg.AsyncConnection, items: list[HitsItem]) -> li
     """The batch's writes: the rate-limit counters, then the hits allowed, in the transaction GroupCommit commits.
     Returns each item's count in its rate-limit window (None when not counted here).
 
-    The counters commit first, on their own and without waiting for the disk (a count lost in a crash costs
-    nothing): a counter row stays locked only for its upsert, not for the hits' COPY and fsync, so the batches
-    of two processes for one visitor don't queue behind each other. Like ratelimit.consume, a request that
-    then fails has been counted.
+    The counters commit first (ratelimit.count_and_commit). Like ratelimit.consume, a request that then fails
+    has been counted.
     """
-    counts: list[int | None] = [None] * len(items)
-    if any(item.bucket for item in items):
-        await conn.execute("SET LOCAL synchronous_commit = off")
-        counts = await ratelimit.count_in_transaction(conn, items)
-        await conn.commit()
+    counts = await ratelimit.count_and_commit(conn, items)
     hits = [
         (item.site_id, hit)
         for item, count in zip(items, counts, strict=True)
@@ -95,16 +89,48 @@ async def store_hits(conn: psycopg.AsyncConnection, hits: list[tuple[int, CleanH
                 await copy.write_row(hit_row(site_id, path_ids[site_id, hit.path, hit.event], hit, first, now))
 
 
-async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]]) -> dict[tuple[int, str, bool], int]:
+PathKey = tuple[int, str, bool]  # site id, path, event
+# Paths this process read lately (so committed: not those its own batch inserted, which may yet roll back), with
+# the title it last gave each: a batch whose paths are all here, titles unchanged, reads none (a round trip less
+# a batch, most batches). Emptied when it grows past KNOWN_PATHS, and when the database refuses a hit for a site
+# deleted meanwhile (forget_sites).
+_known_paths: dict[PathKey, tuple[int, str]] = {}
+KNOWN_PATHS = 50_000
+
+
+def forget_sites() -> None:
+    sites.forget_pixel_sites()
+    _known_paths.clear()
+
+
+async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]]) -> dict[PathKey, int]:
     """(site, path, event) -> Path id, as analytics.services._path_ids: read first, only new paths inserted, the
     latest title kept."""
-    titles: dict[tuple[int, str, bool], str] = {}
+    titles: dict[PathKey, str] = {}
     for site_id, hit in hits:
         key = (site_id, hit.path, hit.event)
         if hit.title or key not in titles:
             titles[key] = hit.title
+    ids: dict[PathKey, int] = {}
+    for key, title in titles.items():
+        if (known := _known_paths.get(key)) is not None and title in ("", known[1]):
+            ids[key] = known[0]
+    if len(ids) < len(titles):
+        read = await _read_paths(cursor, titles, ids)
+        if len(_known_paths) > KNOWN_PATHS:
+            _known_paths.clear()
+        for key, title in read.items():
+            _known_paths[key] = (ids[key], titles[key] or title)
+    return ids
+
+
+async def _read_paths(
+    cursor: psycopg.AsyncCursor, titles: dict[PathKey, str], ids: dict[PathKey, int]
+) -> dict[PathKey, str]:
+    """The ids of the paths not in ids yet, from the database; new paths inserted, changed titles updated. The
+    titles of those that were there."""
+    read: dict[PathKey, str] = {}
     table = Path._meta.db_table
-    ids: dict[tuple[int, str, bool], int] = {}
     stale: dict[int, str] = {}
     for _attempt in range(2):  # a path another transaction inserts at the same moment is read the second time
         missing = sorted(key for key in titles if key not in ids)
@@ -115,6 +141,7 @@ async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]
         )
         for path_id, site_id, path, event, title in await cursor.fetchall():
             ids[site_id, path, event] = path_id
+            read[site_id, path, event] = title
             if titles[site_id, path, event] and titles[site_id, path, event] != title:
                 stale[path_id] = titles[site_id, path, event]
         missing = sorted(key for key in titles if key not in ids)
@@ -135,7 +162,7 @@ async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]
             f"WHERE {table}.id = v.id",
             [order, [stale[path_id] for path_id in order]],
         )
-    return ids
+    return read
 
 
 async def _first_visits(
@@ -235,7 +262,7 @@ async def _answer(request: AsgiRequest) -> tuple | None:
     try:
         count = await hits_batcher.submit(item)
     except psycopg.IntegrityError:  # the site was deleted since this process looked it up
-        sites.forget_pixel_sites()
+        forget_sites()
         return gif(404, request, NO_SITE)
     except (Unavailable, psycopg.Error):
         status, headers, body = gif(503, request, "not counted: the database is unavailable; try again")
@@ -282,7 +309,7 @@ async def post_count(request: AsgiRequest, receive: Receive, send: Send) -> bool
         try:
             count = await hits_batcher.submit(item)
         except psycopg.IntegrityError:  # the site was deleted since it was looked up: Django says so
-            sites.forget_pixel_sites()
+            forget_sites()
             return False
         except (Unavailable, psycopg.Error):
             await send_response(send, *unavailable(request, "goatcounter"))

@@ -47,11 +47,7 @@ async def write_items(conn: psycopg.AsyncConnection, items: list[Item]) -> list[
     """Counters (committed first, as analytics.pixel.write_hits does), then the rows allowed: events by one
     COPY, log messages by one COPY with ids taken from their sequence first (the answer names them).
     Returns (count in the rate-limit window or None, the log message's id or None) per item."""
-    counts: list[int | None] = [None] * len(items)
-    if any(item.bucket for item in items):
-        await conn.execute("SET LOCAL synchronous_commit = off")
-        counts = await ratelimit.count_in_transaction(conn, items)
-        await conn.commit()
+    counts = await ratelimit.count_and_commit(conn, items)
     allowed = [item for item, count in zip(items, counts, strict=True) if count is None or count <= item.limit]
     now = timezone.now()
     ids: dict[int, int] = {}

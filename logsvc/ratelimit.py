@@ -108,45 +108,60 @@ class ScopedKeyThrottle(BaseThrottle):
 # --- the ASGI server's hot paths (logsvc.asgi): counted in a batch's transaction, or in Redis without blocking
 
 
-async def count_in_transaction(conn: psycopg.AsyncConnection, items: list[Any]) -> list[int | None]:
-    """_count_in_postgres for a batch of group commit (logsvc.groupcommit): one upsert per bucket and window,
-    whose new count is handed out to the batch's requests in their order. Each item has `bucket` ("" when
-    not counted), `window` and `period`."""
+async def count_and_commit(conn: psycopg.AsyncConnection, items: list[Any]) -> list[int | None]:
+    """_count_in_postgres for a batch of group commit (logsvc.groupcommit), committed: one upsert per bucket and
+    window, whose new count is handed out to the batch's requests in their order. Each item has `bucket` ("" when
+    not counted), `window` and `period`.
+
+    The counters commit on their own and without waiting for the disk (a count lost in a crash costs nothing),
+    before the batch's rows: a counter row stays locked only for its upsert, not for the rows' COPY and fsync, so
+    the batches of two processes for one client don't queue behind each other. Setting, upsert and commit go in
+    one round trip (a pipeline): each round trip cost ~0.1 ms of CPU, more than a pixel hit's own work.
+    """
     groups: dict[tuple[str, int], list[int]] = {}
     periods: dict[tuple[str, int], int] = {}
     for index, item in enumerate(items):
         if item.bucket:
             groups.setdefault((item.bucket, item.window), []).append(index)
             periods[item.bucket, item.window] = item.period
+    if not groups:
+        return [None] * len(items)
     keys = sorted(groups)  # one order for every batch: two processes' batches never wait on each other in a cycle
-    table = RateLimitCounter._meta.db_table
     async with conn.cursor() as cursor:
-        await cursor.execute(
-            f"INSERT INTO {table} (key, window_start, count, expires) "
-            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::timestamptz[]) ORDER BY 1, 2 "
-            f"ON CONFLICT (key, window_start) DO UPDATE SET count = {table}.count + EXCLUDED.count "
-            "RETURNING key, window_start, count",
-            [
-                [key for key, _ in keys],
-                [window for _, window in keys],
-                [len(groups[key]) for key in keys],
-                [datetime.fromtimestamp((window + 1) * periods[key, window], tz=UTC) for key, window in keys],
-            ],
-        )
-        totals = {(key, window): count for key, window, count in await cursor.fetchall()}
-        new = [key for key in keys if totals[key] == len(groups[key])]
-        if new:  # a new window: the bucket's older ones are done with
+        async with conn.pipeline():
+            await cursor.execute("SET LOCAL synchronous_commit = off")
             await cursor.execute(
-                f"DELETE FROM {table} t USING unnest(%s::text[], %s::bigint[]) AS n(k, w) "
-                "WHERE t.key = n.k AND t.window_start < n.w",
-                [[key for key, _ in new], [window for _, window in new]],
+                COUNT_SQL,
+                [
+                    [key for key, _ in keys],
+                    [window for _, window in keys],
+                    [len(groups[key]) for key in keys],
+                    [datetime.fromtimestamp((window + 1) * periods[key, window], tz=UTC) for key, window in keys],
+                ],
             )
+            await conn.commit()
+        totals = {(key, window): count for key, window, count in await cursor.fetchall()}
     counts: list[int | None] = [None] * len(items)
     for key, indexes in groups.items():
         first = totals[key] - len(indexes) + 1
         for offset, index in enumerate(indexes):
             counts[index] = first + offset
     return counts
+
+
+_TABLE = RateLimitCounter._meta.db_table
+# The counts, and the buckets' older windows deleted (they are done with once a newer one is counted).
+COUNT_SQL = f"""
+WITH counted AS (
+    INSERT INTO {_TABLE} (key, window_start, count, expires)
+    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[], %s::timestamptz[]) ORDER BY 1, 2
+    ON CONFLICT (key, window_start) DO UPDATE SET count = {_TABLE}.count + EXCLUDED.count
+    RETURNING key, window_start, count
+), expired AS (
+    DELETE FROM {_TABLE} t USING counted c WHERE t.key = c.key AND t.window_start < c.window_start
+)
+SELECT key, window_start, count FROM counted
+"""
 
 
 _redis_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
