@@ -89,18 +89,7 @@ async def store_hits(conn: psycopg.AsyncConnection, hits: list[tuple[int, CleanH
                 await copy.write_row(hit_row(site_id, path_ids[site_id, hit.path, hit.event], hit, first, now))
 
 
-PathKey = tuple[int, str, bool]  # site id, path, event
-# Paths this process read lately (so committed: not those its own batch inserted, which may yet roll back), with
-# the title it last gave each: a batch whose paths are all here, titles unchanged, reads none (a round trip less
-# a batch, most batches). Emptied when it grows past KNOWN_PATHS, and when the database refuses a hit for a site
-# deleted meanwhile (forget_sites).
-_known_paths: dict[PathKey, tuple[int, str]] = {}
-KNOWN_PATHS = 50_000
-
-
-def forget_sites() -> None:
-    sites.forget_pixel_sites()
-    _known_paths.clear()
+PathKey = sites.PathKey
 
 
 async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]]) -> dict[PathKey, int]:
@@ -113,14 +102,14 @@ async def _path_ids(cursor: psycopg.AsyncCursor, hits: list[tuple[int, CleanHit]
             titles[key] = hit.title
     ids: dict[PathKey, int] = {}
     for key, title in titles.items():
-        if (known := _known_paths.get(key)) is not None and title in ("", known[1]):
+        if (known := sites.known_paths.get(key)) is not None and title in ("", known[1]):
             ids[key] = known[0]
     if len(ids) < len(titles):
         read = await _read_paths(cursor, titles, ids)
-        if len(_known_paths) > KNOWN_PATHS:
-            _known_paths.clear()
+        if len(sites.known_paths) > sites.KNOWN_PATHS:
+            sites.known_paths.clear()
         for key, title in read.items():
-            _known_paths[key] = (ids[key], titles[key] or title)
+            sites.known_paths[key] = (ids[key], titles[key] or title)
     return ids
 
 
@@ -262,7 +251,7 @@ async def _answer(request: AsgiRequest) -> tuple | None:
     try:
         count = await hits_batcher.submit(item)
     except psycopg.IntegrityError:  # the site was deleted since this process looked it up
-        forget_sites()
+        sites.forget_pixel_sites()
         return gif(404, request, NO_SITE)
     except (Unavailable, psycopg.Error):
         status, headers, body = gif(503, request, "not counted: the database is unavailable; try again")
@@ -309,7 +298,7 @@ async def post_count(request: AsgiRequest, receive: Receive, send: Send) -> bool
         try:
             count = await hits_batcher.submit(item)
         except psycopg.IntegrityError:  # the site was deleted since it was looked up: Django says so
-            forget_sites()
+            sites.forget_pixel_sites()
             return False
         except (Unavailable, psycopg.Error):
             await send_response(send, *unavailable(request, "goatcounter"))

@@ -136,6 +136,17 @@ def site_for_pixel(*, host: str = "", code: str = "") -> Site | None:
     return site
 
 
+PathKey = tuple[int, str, bool]  # site id, path, event
+# Paths this process's pixel batches read lately (so committed: not those a batch inserted, which may yet roll
+# back), with the title each last had here: a batch whose paths are all here, titles unchanged, reads none (a round
+# trip less a batch, most batches: analytics.pixel._path_ids). Emptied when it grows past KNOWN_PATHS, and with
+# the sites: a site deleted in another process is found when the database refuses its hit.
+known_paths: dict[PathKey, tuple[int, str]] = {}
+KNOWN_PATHS = 50_000
+
+
 def forget_pixel_sites(**kwargs) -> None:
-    """A site or domain changed here: the next pixel hit reads it again (other processes: within seconds)."""
+    """A site or domain changed here: the next pixel hit reads it (and its paths) again (other processes: within
+    seconds)."""
     _recent.clear()
+    known_paths.clear()

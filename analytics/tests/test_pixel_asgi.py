@@ -164,6 +164,25 @@ def test_a_failed_batch_fails_only_the_requests_whose_rows_were_in_it(site, alic
     assert paths() == [f"/kept/{n}" for n in range(5)]
 
 
+def test_a_remembered_path_of_a_site_deleted_elsewhere_fails_only_its_own_hit(site, alice):
+    gone = Site.objects.create(code="gone-blog", owner=alice)
+    for _ in range(2):  # the second batch reads both paths: remembered, and the next batch reads none
+        run(call("/count/alice-blog", "p=/same"), call("/count/gone-blog", "p=/same"))
+    assert sites.known_paths
+    Hit.objects.all().delete()
+    with connection.cursor() as cursor:  # as another process would: this one still remembers the site and path
+        cursor.execute("DELETE FROM analytics_visitorpath; DELETE FROM analytics_path WHERE site_id = %s", [gone.pk])
+        cursor.execute("DELETE FROM analytics_site WHERE id = %s", [gone.pk])
+    answers = run(
+        *(call("/count/alice-blog", "p=/same", ua=f"{UA} {n}") for n in range(3)), call("/count/gone-blog", "p=/same")
+    )
+    assert [status for status, _, _ in answers] == [200] * 3 + [404]
+    assert paths() == ["/same"] * 3
+    assert not sites.known_paths  # forgotten with the site: read again
+    assert run(call("/count/alice-blog", "p=/same"))[0][0] == 200
+    assert paths() == ["/same"] * 4
+
+
 def test_a_batch_that_loses_its_connection_is_answered_503_and_the_next_one_reconnects(site):
     async def scenario():
         first = await call("/count/alice-blog", "p=/before")
