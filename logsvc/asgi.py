@@ -19,10 +19,10 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from asgiref.sync import sync_to_async
 from asgiref.wsgi import WsgiToAsgiInstance
@@ -30,6 +30,7 @@ from django.core.signals import setting_changed
 from django.db import close_old_connections, connections
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.http.request import HttpHeaders
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "logsvc.settings")
 
@@ -84,6 +85,36 @@ class Query(dict):
         return [(name, [value]) for name, value in self.items()]
 
 
+def parse_query(query: str) -> Query:
+    """What parse_qsl(query, keep_blank_values=True) gives, as a Query; a part with nothing to decode is taken as it
+    is (parse_qsl decoded every name and value: a sixth of a pixel hit's parsing)."""
+    pairs = Query()
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            if "%" in part or "+" in part:
+                name, value = unquote_plus(name), unquote_plus(value)
+            pairs[name] = value
+    return pairs
+
+
+class Headers(Mapping[str, str]):
+    """request.headers, read from META when asked (building Django's HttpHeaders parsed every header)."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        self._meta = meta
+
+    def __getitem__(self, name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return self._meta[key if key in HttpHeaders.UNPREFIXED_HEADERS else f"HTTP_{key}"]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(HttpHeaders(self._meta))
+
+    def __len__(self) -> int:
+        return len(HttpHeaders(self._meta))
+
+
 class AsgiRequest(HttpRequest):
     """Just enough of a Django request for a hot path: META, GET, the Host checked against ALLOWED_HOSTS
     (get_host), the client address as DRF's throttles read it, and is_secure()."""
@@ -108,7 +139,8 @@ class AsgiRequest(HttpRequest):
             text = value.decode("latin-1")
             meta[key] = f"{meta[key]},{text}" if key in meta else text
         self.META = meta
-        self.GET = Query(parse_qsl(query, keep_blank_values=True))
+        self.headers = Headers(meta)  # type: ignore[misc,assignment]
+        self.GET = parse_query(query)
         self.body_messages: list[dict[str, Any]] | None = None  # what a hot path read of the body
 
     def _get_scheme(self) -> str:
