@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,12 +51,31 @@ class CountBatch:
     filtered: list[str]  # the indexes of the hits not counted on purpose (X-Goatcounter-Filter)
 
 
+def go_json_keys(data: Any, fields: Collection[str]) -> Any:
+    """data's keys as GoatCounter's server (Go's encoding/json) matches them to its fields: exactly, else ignoring
+    case (`{"Hits": [{"Path": "/"}]}` is taken); of two keys for one field the later counts. A key that matches
+    no field is kept as it is, to be refused as unknown. Anything but an object is returned as it is."""
+    if not isinstance(data, dict) or all(key in fields for key in data):
+        return data
+    folded = {name.casefold(): name for name in fields}
+    matched: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key if key in fields else folded.get(key.casefold(), key)
+        matched.pop(name, None)  # as a later key would in Go: it overwrites
+        matched[name] = value
+    return matched
+
+
+COUNT_FIELDS = ("no_sessions", "filter", "hits")
+
+
 def read_count_body(data: Any) -> tuple[list[Any], bool, list[Any]]:
     """(hits, no_sessions, filter) of a /api/v0/count body; ParseError, ValidationError or BatchError when the
     body as a whole is wrong (the hits themselves are checked by clean_count_hits)."""
     if not isinstance(data, dict):
         raise exceptions.ParseError('Send a JSON object such as {"hits": [{"path": "/"}]}.')
-    if unknown := sorted(set(data) - {"no_sessions", "filter", "hits"}):
+    data = go_json_keys(data, COUNT_FIELDS)
+    if unknown := sorted(set(data) - set(COUNT_FIELDS)):
         raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
     hits, no_sessions, filters = data.get("hits"), data.get("no_sessions", False), data.get("filter", ["ip"])
     if not isinstance(no_sessions, bool):
@@ -148,6 +168,7 @@ def clean_api_hit(
     """One hit of a POST /api/v0/count batch; raises HitError (refused) or Ignored (skipped)."""
     if not isinstance(raw, dict):
         raise HitError('must be an object such as {"path": "/page"}')
+    raw = go_json_keys(raw, HIT_FIELDS)
     if unknown := sorted(set(raw) - HIT_FIELDS):
         raise HitError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(HIT_FIELDS))}")
     now = timezone.now()

@@ -34,6 +34,7 @@ from analytics.validation import (
     Ignored,
     clean_count_hits,
     clean_pixel_hit,
+    go_json_keys,
     read_count_body,
 )
 from logsvc import ratelimit
@@ -95,6 +96,12 @@ class MeView(GoatCounterView):
         )
 
 
+def site_data(request: Request) -> Any:
+    """A site's fields sent, matched to SiteSerializer's as GoatCounter's server matches them (any case)."""
+    fields = [name for name, field in SiteSerializer().fields.items() if not field.read_only]
+    return go_json_keys(request.data, fields)
+
+
 class SiteListView(GoatCounterView):
     required_scopes = {"GET": "sites", "PUT": "sites"}
 
@@ -115,7 +122,7 @@ class SiteListView(GoatCounterView):
         responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
     )
     def put(self, request: Request) -> Response:
-        serializer = SiteSerializer(data=request.data)
+        serializer = SiteSerializer(data=site_data(request))
         serializer.is_valid(raise_exception=True)
         # The key acts for the site it creates (sites_of_key) without being bound to it, so its requests
         # without the new site's Host still go to the site they went to before.
@@ -144,7 +151,7 @@ class SiteDetailView(GoatCounterView):
         responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
     )
     def patch(self, request: Request, site_id: int) -> Response:
-        serializer = SiteSerializer(self.get_site(request, site_id), data=request.data, partial=True)
+        serializer = SiteSerializer(self.get_site(request, site_id), data=site_data(request), partial=True)
         serializer.is_valid(raise_exception=True)
         return Response(SiteSerializer(serializer.save()).data)
 
@@ -263,6 +270,9 @@ class SiteExportThrottle(BaseThrottle):
         return self.usage.reset
 
 
+EXPORT_FIELDS = ("start_from_hit_id", "start_from_day", "format")
+
+
 class ExportCreateView(GoatCounterView):
     required_scopes = {"POST": "export"}
 
@@ -303,7 +313,8 @@ class ExportCreateView(GoatCounterView):
         data = request.data
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
-        if unknown := sorted(set(data) - {"start_from_hit_id", "start_from_day", "format"}):
+        data = go_json_keys(data, EXPORT_FIELDS)
+        if unknown := sorted(set(data) - set(EXPORT_FIELDS)):
             raise exceptions.ParseError(f"unknown parameter: {unknown[0]!r}")
         format = data.get("format", "csv")
         if not isinstance(format, str) or format not in Export.FORMATS:

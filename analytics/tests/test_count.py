@@ -77,6 +77,16 @@ def test_it_stores_a_valid_batch_and_answers_202_as_json(api_client, site):
     assert (event.path.path, event.path.event) == ("signup", True)
 
 
+def test_it_matches_field_names_in_any_case_as_goatcounters_server_does(api_client, site):
+    # Go's encoding/json: an exact name, else one that differs only in case; of two for one field, the later
+    r = post(api_client, {"Hits": [{"Path": "/go", "IP": IP, "User_Agent": UA, "path": "/later"}], "No_Sessions": False})
+    assert (r.status_code, r.json()) == (202, {"status": "ok"})
+    assert stored() == [("/later", True)]
+    r = post(api_client, {"hits": [{"path": "/x", "ip": IP, "user_agent": UA, "Paths": "/y"}]})
+    assert r.status_code == 400 and "'Paths'" in r.json()["errors"]["0"][0]  # no field of that name in any case
+    assert stored() == [("/later", True)]
+
+
 def test_it_accepts_500_hits(api_client, site):
     r = post(api_client, {"no_sessions": True, "hits": [{"path": f"/p/{i}"} for i in range(500)]})
     assert r.status_code == 202

@@ -210,6 +210,12 @@ def test_it_takes_a_cursor(client, site):
     assert Export.objects.get().start_from_hit_id == 42
 
 
+def test_it_matches_field_names_in_any_case_as_goatcounters_server_does(client, site):
+    body = export_now(client, Start_From_Hit_ID=7, Format="json")
+    assert (body["start_from_hit_id"], body["format"]) == (7, "json")
+    assert Export.objects.get().start_from_hit_id == 7
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [({"start_from_hit_id": -1}, "start_from_hit_id"), ({"start_from_hit_id": "7"}, "start_from_hit_id")],

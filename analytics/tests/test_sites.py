@@ -150,6 +150,15 @@ def test_it_creates_a_site_with_put(api_client, alice):
     assert r.json()["domains"] == ["shop.alice.example"]
 
 
+def test_it_matches_field_names_in_any_case_as_goatcounters_server_does(api_client, alice):
+    r = api_client.put(SITES, {"Code": "alice-shop", "CName": "shop.alice.example"}, format="json")
+    assert r.status_code == 200
+    site = Site.objects.get(code="alice-shop")
+    assert list(site.domains.values_list("domain", flat=True)) == ["shop.alice.example"]
+    r = api_client.patch(f"{SITES}/{site.pk}", {"Link_Domain": "alice.example"}, format="json")
+    assert (r.status_code, r.json()["link_domain"]) == (200, "alice.example")
+
+
 def test_a_key_bound_to_a_site_acts_for_the_sites_it_creates_and_keeps_working(alice, blog):
     raw = make_key(alice, "sites", "stats", "count")
     key = ApiKey.objects.get(user=alice)
