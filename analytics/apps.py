@@ -8,15 +8,16 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from analytics import geoip
+        from analytics import geoip, tasks
         from analytics.dashboard import sites_panel
         from analytics.models import Domain, Site
         from analytics.rollups import health_check
         from analytics.sites import forget_pixel_sites
-        from logsvc import frontdoor, health
+        from logsvc import cleanup, frontdoor, health
 
         health.register("rollups", health_check)
         health.register("geoip", geoip.health_check)
+        cleanup.register("analytics", tasks.prune)
         frontdoor.register("sites", 10, sites_panel)
 
         for model in (Site, Domain):

@@ -283,3 +283,14 @@ def delete_old_visitor_data() -> dict[str, int]:
     visitor_paths, _ = VisitorPath.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
     salts, _ = Salt.objects.filter(day__lt=now.date()).delete()
     return {"bot hits": bot_hits, "visitor paths": visitor_paths, "salts": salts}
+
+
+def prune() -> str:
+    """GoatCounter's part of `manage.py prune` (registered in AnalyticsConfig.ready)."""
+    files = delete_expired_exports()
+    reaped = reap_stale_exports()
+    old = delete_old_visitor_data()
+    return (
+        f"Deleted {files} expired export files, {old['bot hits']} old bot hits, {old['visitor paths']} "
+        f"visitor paths and {old['salts']} past days' salts; {reaped} interrupted exports queued again or failed."
+    )

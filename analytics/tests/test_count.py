@@ -79,7 +79,9 @@ def test_it_stores_a_valid_batch_and_answers_202_as_json(api_client, site):
 
 def test_it_matches_field_names_in_any_case_as_goatcounters_server_does(api_client, site):
     # Go's encoding/json: an exact name, else one that differs only in case; of two for one field, the later
-    r = post(api_client, {"Hits": [{"Path": "/go", "IP": IP, "User_Agent": UA, "path": "/later"}], "No_Sessions": False})
+    r = post(
+        api_client, {"Hits": [{"Path": "/go", "IP": IP, "User_Agent": UA, "path": "/later"}], "No_Sessions": False}
+    )
     assert (r.status_code, r.json()) == (202, {"status": "ok"})
     assert stored() == [("/later", True)]
     r = post(api_client, {"hits": [{"path": "/x", "ip": IP, "user_agent": UA, "Paths": "/y"}]})
