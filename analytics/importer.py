@@ -209,7 +209,8 @@ class RowKeys:
 
 # --- Times -----------------------------------------------------------------------------------------------------------
 
-_MONTHS = {name: number for number, name in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
+_MONTHS = {"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6, "Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10,
+           "Nov": 11, "Dec": 12}  # fmt: skip
 _GO_LAYOUT = [
     ("2006", "%Y"),
     ("January", "%B"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -64,7 +65,12 @@ class Command(BaseCommand):
         )
         try:
             if follow:
-                summary = importer.follow(job, file, poll=options["poll"], progress=lambda lines: _to(bar, lines))
+                stop: list[int] = []
+                for number in (signal.SIGINT, signal.SIGTERM):  # stop between batches: the summary is then whole
+                    signal.signal(number, lambda signum, frame: stop.append(signum))
+                summary = importer.follow(
+                    job, file, poll=options["poll"], keep_going=lambda: not stop, progress=lambda lines: _to(bar, lines)
+                )
             else:
                 try:
                     source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
