@@ -241,12 +241,19 @@ class Import(models.Model):
     bad = models.BigIntegerField(default=0)
     errors = models.TextField(blank=True)  # the first bad lines, one a line with its number
     error = models.TextField(blank=True)  # why the import as a whole failed
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"import {self.pk} of {self.site}"
+
+    @property
+    def percent(self) -> int:
+        if self.finished_at is not None:
+            return 100
+        return min(99, self.bytes_read * 100 // self.size) if self.size else 0
 
 
 COUNTS = ["visitors", "pageviews"]  # what the rollup indexes carry for index-only scans
