@@ -470,6 +470,10 @@ class ExportHits:
 
     def __init__(self, site: Site) -> None:
         self.site_id = site.pk
+        # An export repeats its sizes, locations and visitors: each is read once (bounded caches)
+        self.size = functools.lru_cache(maxsize=1024)(hitinfo.parse_size)
+        self.location = functools.lru_cache(maxsize=1024)(hitinfo.parse_location)
+        self.visitor = functools.lru_cache(maxsize=hitinfo.UA_CACHE_SIZE * 4)(self._visitor)
 
     def hit(self, row: list[str]) -> CleanHit:
         if len(row) != self.COLUMNS:
@@ -485,8 +489,8 @@ class ExportHits:
         except ValueError:
             raise BadLine(f"date {date!r} is not an RFC 3339 time") from None
         try:
-            size_px = hitinfo.parse_size(size or None)
-            location = hitinfo.parse_location(location)
+            size_px = self.size(size or None)
+            location = self.location(location)
         except ValueError as error:
             raise BadLine(str(error)) from None
         if scheme not in ("", "h", "g", "c", "o"):
@@ -506,7 +510,7 @@ class ExportHits:
             location=location,
             bot=int(bot) if bot.isdigit() and 0 < int(bot) < 256 else 0,
             user_agent=user_agent,
-            visitor=self._visitor(session),
+            visitor=self.visitor(session),
             created_at=created,
             first_visit=first in ("1", "true"),
         )
