@@ -82,6 +82,9 @@ STATIC = [
 SPECIAL_EXCLUDES = {"static": STATIC, "html": [r"content_type:re:^text/html.*?"], "redirect": ["status:glob:30[0123]"]}
 BATCH = 2000  # lines per transaction
 MAX_ERRORS = 100  # bad lines remembered with their numbers for the summary
+# Entries of each cache of what a file repeats (pages with referrers and user agents, visitors): a log's
+# runs of one visitor's lines fit, and memory stays flat at any size.
+CACHE_SIZE = 4096
 KEY_WINDOW = 1000  # identical lines this close together are told apart by their count (see RowKeys)
 
 
@@ -243,7 +246,7 @@ NAMED_TIMES = {
 }
 
 
-@functools.lru_cache(maxsize=4096)  # a busy log has many lines a second: each second is parsed once
+@functools.lru_cache(maxsize=1024)  # a busy log has many lines a second: each second is parsed once
 def _clf_time(value: str) -> datetime:
     """10/Oct/2000:13:55:36 -0700, without strptime (a tenth of its time)."""
     try:
@@ -392,8 +395,8 @@ class LogHits:
         self.site_id, self.site_hosts = site.pk, sites.site_hosts(site)
         self.ignore_ips = frozenset(site.ignore_ips)
         # A log repeats its pages, referrers, user agents and visitors: each is worked out once (bounded caches)
-        self.finished = functools.lru_cache(maxsize=hitinfo.UA_CACHE_SIZE * 4)(self._finished)
-        self.visitor = functools.lru_cache(maxsize=hitinfo.UA_CACHE_SIZE * 4)(self._visitor)
+        self.finished = functools.lru_cache(maxsize=CACHE_SIZE)(self._finished)
+        self.visitor = functools.lru_cache(maxsize=CACHE_SIZE)(self._visitor)
 
     def hit(self, line: str) -> CleanHit:
         """Raises BadLine, or Ignored for a line excluded or not counted."""
@@ -473,7 +476,7 @@ class ExportHits:
         # An export repeats its sizes, locations and visitors: each is read once (bounded caches)
         self.size = functools.lru_cache(maxsize=1024)(hitinfo.parse_size)
         self.location = functools.lru_cache(maxsize=1024)(hitinfo.parse_location)
-        self.visitor = functools.lru_cache(maxsize=hitinfo.UA_CACHE_SIZE * 4)(self._visitor)
+        self.visitor = functools.lru_cache(maxsize=CACHE_SIZE)(self._visitor)
 
     def hit(self, row: list[str]) -> CleanHit:
         if len(row) != self.COLUMNS:
