@@ -223,6 +223,7 @@ def test_an_export_of_another_version_is_refused(site, tmp_path):
         (["--format", "log:$remote_addr $nonsense $path"], r"unknown format specifier \$nonsense"),
         (["--format", "combined", "--exclude", "colour:red"], "use field:pattern"),
         (["--exclude", "static"], "--exclude is for server logs"),
+        (["--follow"], "--follow reads a server log from a file, not a CSV export"),
     ],
 )
 def test_bad_options_are_explained(site, args, message):
