@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods
 
 from analytics import stats
 from analytics.models import Import, PathDay, Site
@@ -320,6 +321,7 @@ def owned_site(request: HttpRequest, code: str) -> Site | HttpResponse:
     return site
 
 
+@require_http_methods(["GET", "POST"])
 def site_imports(request: HttpRequest, code: str) -> HttpResponse:
     """GET: the upload form and the site's imports; POST: upload a GoatCounter CSV export, imported by the worker."""
     site = owned_site(request, code)
@@ -348,6 +350,7 @@ def site_imports(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "analytics/imports.html", context, status=400 if error else 200)
 
 
+@require_GET
 def site_import(request: HttpRequest, code: str, import_id: int) -> HttpResponse:
     """An import's progress (the page reloads itself until it is done) and its result."""
     site = owned_site(request, code)
