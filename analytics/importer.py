@@ -24,6 +24,7 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -82,6 +83,7 @@ STATIC = [
 SPECIAL_EXCLUDES = {"static": STATIC, "html": [r"content_type:re:^text/html.*?"], "redirect": ["status:glob:30[0123]"]}
 BATCH = 2000  # lines per transaction
 MAX_ERRORS = 100  # bad lines remembered with their numbers for the summary
+MAX_ERROR_LENGTH = 300  # characters of each: a message quotes what it could not read, which may be long
 # Entries of each cache of what a file repeats (pages with referrers and user agents, visitors): a log's
 # runs of one visitor's lines fit, and memory stays flat at any size.
 CACHE_SIZE = 4096
@@ -111,7 +113,7 @@ class Summary:
     def add_error(self, number: int, message: str) -> None:
         self.bad += 1
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append(f"line {number}: {message}")
+            self.errors.append(hitinfo.clip(f"line {number}: {message}", MAX_ERROR_LENGTH))
 
     def text(self) -> str:
         span = ""
@@ -562,7 +564,7 @@ def text_lines(text: Iterable[str], first: int = 1) -> Iterator[tuple[int, str, 
 
 
 class Importer:
-    """Reads lines into batches and stores them; import_lines() for a whole file, feed()/flush() for --follow."""
+    """Reads lines into batches and stores them; import_file() for a whole file, feed()/flush() for --follow."""
 
     def __init__(self, site: Site, fmt: str, *, excludes: list[str] | None = None, datetime_layout: str = "") -> None:
         if fmt == "csv":
@@ -618,11 +620,15 @@ class Importer:
         text, raw = open_input(source)
         rows = csv_rows(text) if self.fmt == "csv" else text_lines(text)
         done = 0
-        for number, key_text, line in rows:
-            self.feed(number, key_text, line)
-            if progress is not None and self.summary.lines - done >= BATCH:
-                done = self.summary.lines
-                progress(_position(raw), done)
+        try:
+            for number, key_text, line in rows:
+                self.feed(number, key_text, line)
+                if progress is not None and self.summary.lines - done >= BATCH:
+                    done = self.summary.lines
+                    progress(_position(raw), done)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # what was read before is stored all the same
+            self.flush(wait=True)
+            raise ImportError_(f"the file is cut short or damaged after line {self.summary.lines} ({error})") from None
         self.flush(wait=True)
         if progress is not None:
             progress(_position(raw), self.summary.lines)

@@ -208,6 +208,34 @@ def test_a_gzipped_export_from_stdin_imports_once(client, site, tmp_path, monkey
     assert ImportedRow.objects.filter(site=site).count() == 6
 
 
+def test_a_cut_short_gzip_stores_what_it_had_and_says_so(client, site, tmp_path):
+    rows = [
+        f"/page-{n},Page {n},0,,Firefox 133,Linux,,0,,,,,1,2026-10-10T10:{n // 60:02}:{n % 60:02}Z\n"
+        for n in range(3000)
+    ]
+    whole = gzip.compress(((FIXTURES / "export.csv").read_text().splitlines(keepends=True)[0] + "".join(rows)).encode())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CommandError, match=r"cut.csv.gz: the file is cut short or damaged after line \d+"):
+        run(str(cut))
+    stored = Hit.objects.filter(site=site).count()
+    assert 0 < stored < 3000  # what it read is stored
+    cut.write_bytes(whole)  # downloaded again, whole
+    out, _ = run(str(cut))
+    assert f"{3000 - stored} hits imported" in out and f"{stored} imported before" in out
+    assert Hit.objects.filter(site=site).count() == 3000
+
+
+def test_only_the_first_bad_lines_are_named_each_cut_short(site, tmp_path):
+    log = tmp_path / "noise.log"
+    log.write_text("".join(f"{n} {'x' * 5000}\n" for n in range(150)))
+    out, err = run(str(log), "--format", "combined")
+    assert "150 lines: 0 hits imported (0 by bots); 0 imported before, 0 excluded, 150 bad" in out
+    named = err.splitlines()
+    assert len(named) == 101 and named[-1] == f"{log}: ... and 50 more bad lines"
+    assert named[0].startswith(f"{log}: line 1: does not match the format") and len(named[0]) < 300 + len(str(log)) + 2
+
+
 def test_an_export_of_another_version_is_refused(site, tmp_path):
     old = tmp_path / "old.csv"
     old.write_text("1Path,Title,Event,Bot,Session,FirstVisit,Referrer,Referrer scheme,Browser,Screen size,Date\n")
