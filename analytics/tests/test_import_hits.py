@@ -264,6 +264,8 @@ def test_an_unknown_site_or_file_is_explained(site, tmp_path):
         run(str(FIXTURES / "combined.log"), site="nope")
     with pytest.raises(CommandError, match="Cannot read .*missing.log: No such file"):
         run(str(tmp_path / "missing.log"), "--format", "combined")
+    with pytest.raises(CommandError, match="Cannot read .*missing.log: it is not there"):
+        run(str(tmp_path / "missing.log"), "--format", "combined", "--follow")
 
 
 def test_an_export_imported_into_an_empty_site_gives_the_same_stats(alice, client, site, tmp_path, settings):

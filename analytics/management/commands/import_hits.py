@@ -56,6 +56,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         if follow and (file == "-" or format == "csv"):
             raise CommandError("--follow reads a server log from a file, not a CSV export or standard input")
+        if follow and not os.access(file, os.R_OK):
+            raise CommandError(f"Cannot read {file}: it is not there, or not readable")
         bar = tqdm(
             disable=options["silent"] or None,  # None: only on a terminal
             unit="B" if file != "-" and not follow else " lines",
