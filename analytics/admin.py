@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from analytics import rollups
-from analytics.models import BotHit, Domain, Export, Hit, Path, RollupFailure, Site
+from analytics.models import BotHit, Domain, Export, Hit, Import, Path, RollupFailure, Site
 
 
 class DomainInline(admin.TabularInline):
@@ -62,6 +62,16 @@ class BotHitAdmin(admin.ModelAdmin):
 class ExportAdmin(admin.ModelAdmin):
     list_display = ("id", "site", "created_at", "finished_at", "num_rows", "size", "attempts", "error")
     list_filter = ("finished_at",)
+    raw_id_fields = ("site",)
+    readonly_fields = ("file",)
+
+
+# ImportedRow is not here: a key per imported hit says nothing to a person, and its composite key has no admin.
+@admin.register(Import)
+class ImportAdmin(admin.ModelAdmin):
+    list_display = ("id", "site", "name", "created_at", "finished_at", "lines", "imported", "duplicates", "bad")
+    list_filter = ("finished_at",)
+    search_fields = ("name", "site__code")
     raw_id_fields = ("site",)
     readonly_fields = ("file",)
 

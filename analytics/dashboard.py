@@ -6,21 +6,26 @@ each page runs the same few queries whatever the data: a top list is one query, 
 
 from __future__ import annotations
 
+import os
+import uuid
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.db import connection
+from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods
 
 from analytics import stats
-from analytics.models import PathDay, Site
+from analytics.models import Import, PathDay, Site
 from analytics.sites import with_domains
+from analytics.tasks import reap_stale_imports, run_import
 
 TOP = 10  # rows per top list
 CHART_HEIGHT = 100  # the chart's viewBox height; widths are one unit per day
@@ -301,3 +306,56 @@ def range_label(rng: stats.Range) -> str:
     if rng.start.year == rng.end.year:
         return f"{rng.start:%-d %b} – {rng.end:%-d %b %Y}"
     return f"{rng.start:%-d %b %Y} – {rng.end:%-d %b %Y}"
+
+
+# Imports ------------------------------------------------------------------------------------------------------
+
+
+def owned_site(request: HttpRequest, code: str) -> Site | HttpResponse:
+    """site_for(), for the owner only: a public site's readers may not import into it."""
+    site = site_for(request, code)
+    if isinstance(site, Site) and not (request.user.is_authenticated and site.owner_id == request.user.pk):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        raise Http404("No such site")
+    return site
+
+
+@require_http_methods(["GET", "POST"])
+def site_imports(request: HttpRequest, code: str) -> HttpResponse:
+    """GET: the upload form and the site's imports; POST: upload a GoatCounter CSV export, imported by the worker."""
+    site = owned_site(request, code)
+    if isinstance(site, HttpResponse):
+        return site
+    error = ""
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            error = "Choose a GoatCounter CSV export (.csv or .csv.gz) to import."
+        elif upload.size > settings.IMPORT_MAX_BYTES:
+            error = f"The file is {upload.size / 1e6:,.0f} MB; the most this server takes is {settings.IMPORT_MAX_BYTES / 1e6:,.0f} MB."
+        else:
+            os.makedirs(settings.IMPORT_DIR, exist_ok=True)
+            path = os.path.join(settings.IMPORT_DIR, f"{site.code}-{uuid.uuid4().hex}.upload")
+            with open(path, "wb") as stored:
+                stored.writelines(upload.chunks())
+            with transaction.atomic():  # the job commits with its import, or neither
+                job = Import.objects.create(
+                    site=site, name=(upload.name or "upload")[:255], file=path, size=upload.size
+                )
+                run_import.enqueue(job.pk)
+            return redirect("dashboard-import", code=site.code, import_id=job.pk)
+    reap_stale_imports(site.pk)
+    context = {"site": site, "imports": site.imports.all()[:20], "error": error}
+    return render(request, "analytics/imports.html", context, status=400 if error else 200)
+
+
+@require_GET
+def site_import(request: HttpRequest, code: str, import_id: int) -> HttpResponse:
+    """An import's progress (the page reloads itself until it is done) and its result."""
+    site = owned_site(request, code)
+    if isinstance(site, HttpResponse):
+        return site
+    reap_stale_imports(site.pk)
+    job = get_object_or_404(Import, site=site, pk=import_id)
+    return render(request, "analytics/import.html", {"site": site, "job": job, "errors": job.errors.splitlines()})

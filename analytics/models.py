@@ -207,6 +207,55 @@ class Export(models.Model):
         return expires is not None and expires <= tz.now()
 
 
+class ImportedRow(models.Model):
+    """A line or row already imported into a site (manage.py import_hits, the dashboard's upload): importing the
+    same file, or a log that has grown since, stores each of its hits once. key is a hash of the line's text
+    and of how many identical lines came just before it (see analytics.importer.RowKeys); no IP is kept."""
+
+    pk = models.CompositePrimaryKey("site", "key")
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    key = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "imported row"
+
+    def __str__(self) -> str:
+        return f"row {self.key} of site {self.site_id}"
+
+
+class Import(models.Model):
+    """A GoatCounter export uploaded from the dashboard, imported by the worker (analytics.tasks.run_import)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="imports")
+    name = models.CharField(max_length=255)  # the uploaded file's name, as shown
+    file = models.CharField(max_length=500, editable=False)  # never shown: a server path, deleted when done
+    size = models.BigIntegerField(default=0)  # bytes uploaded
+    created_at = models.DateTimeField(default=tz.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    bytes_read = models.BigIntegerField(default=0)  # progress, of size (gzip'd or not)
+    lines = models.BigIntegerField(default=0)
+    imported = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    excluded = models.BigIntegerField(default=0)
+    bad = models.BigIntegerField(default=0)
+    errors = models.TextField(blank=True)  # the first bad lines, one a line with its number
+    error = models.TextField(blank=True)  # why the import as a whole failed
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of {self.site}"
+
+    @property
+    def percent(self) -> int:
+        if self.finished_at is not None:
+            return 100
+        return min(99, self.bytes_read * 100 // self.size) if self.size else 0
+
+
 COUNTS = ["visitors", "pageviews"]  # what the rollup indexes carry for index-only scans
 
 
@@ -362,3 +411,4 @@ def delete_hits_with_site(sender: type[Site], instance: Site, **kwargs) -> None:
         model.objects.filter(site=instance).delete()
     Hit.objects.filter(site=instance).delete()
     BotHit.objects.filter(site=instance).delete()
+    ImportedRow.objects.filter(site=instance).delete()

@@ -40,6 +40,7 @@ class CleanHit:
     user_agent: str = ""
     visitor: uuid.UUID | None = None
     created_at: datetime | None = None
+    first_visit: bool | None = None  # known already (an imported export's row); None: found by record_hits
 
 
 # day -> salt; a process keeps today's only
@@ -58,13 +59,18 @@ def todays_salt() -> bytes:
     return salt
 
 
-def visitor_hash(site_id: int, *, ip: str = "", user_agent: str = "", session: str = "") -> uuid.UUID:
+def visitor_hash(
+    site_id: int, *, ip: str = "", user_agent: str = "", session: str = "", day: date | None = None
+) -> uuid.UUID:
     """The visitor's id for today: a keyed hash of site and session, or of site, IP and user agent.
 
     Neither the IP nor the user agent is stored, and once the day's salt is deleted nobody, us included,
-    can tell which hash was whose.
+    can tell which hash was whose. An imported hit of another day gives that day too (still under today's
+    salt), so a visitor's first visits are counted per day of their hits, as they would have been live.
     """
     who = f"s\0{session}" if session else f"b\0{ip}\0{user_agent}"
+    if day is not None and day != timezone.now().date():
+        who = f"{who}\0{day.isoformat()}"
     digest = hashlib.blake2b(f"{site_id}\0{who}".encode(), key=todays_salt(), digest_size=16).digest()
     return uuid.UUID(bytes=digest)
 
@@ -118,10 +124,12 @@ def record_hits(site: Site, hits: list[CleanHit]) -> None:
     if not people:
         return
     path_ids = _path_ids(site, people)
-    firsts = _first_visits([(hit.visitor, path_ids[hit.path, hit.event]) for hit in people], now)
+    unknown = [(hit.visitor, path_ids[hit.path, hit.event]) for hit in people if hit.first_visit is None]
+    found = iter(_first_visits(unknown, now) if unknown else [])
     sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for hit, first in zip(people, firsts, strict=True):
+        for hit in people:
+            first = next(found) if hit.first_visit is None else hit.first_visit
             copy.write_row(hit_row(site.pk, path_ids[hit.path, hit.event], hit, first, now))
 
 

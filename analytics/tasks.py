@@ -1,4 +1,4 @@
-"""Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV and JSON exports.
+"""Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV and JSON exports, and imports.
 
 An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a file, so the
 worker's memory stays flat whatever the number of hits. While it runs, the worker holds a session-level
@@ -25,7 +25,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from analytics.models import BotHit, Export, Hit, Path, Salt, VisitorPath
+from analytics.models import BotHit, Export, Hit, Import, Path, Salt, VisitorPath
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +283,82 @@ def delete_old_visitor_data() -> dict[str, int]:
     visitor_paths, _ = VisitorPath.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
     salts, _ = Salt.objects.filter(day__lt=now.date()).delete()
     return {"bot hits": bot_hits, "visitor paths": visitor_paths, "salts": salts}
+
+
+IMPORT_LOCK_NAMESPACE = 0x696D  # "im": advisory locks (namespace, import id) are imports running
+
+
+@task()
+def run_import(import_id: int) -> None:
+    """Import an uploaded GoatCounter export (analytics.importer). Run again after a crash it stores nothing
+    twice (each row's key is kept with its hits), so a dead worker's import is simply run again."""
+    from analytics import importer  # it imports this module
+
+    with advisory_lock(IMPORT_LOCK_NAMESPACE, import_id) as held:
+        if not held:
+            return
+        upload = Import.objects.select_related("site").filter(pk=import_id, finished_at=None).first()
+        if upload is None:
+            return
+        Import.objects.filter(pk=import_id).update(started_at=timezone.now(), attempts=upload.attempts + 1)
+        job = importer.Importer(upload.site, "csv")
+
+        def progress(done: int, lines: int) -> None:
+            summary = job.summary
+            Import.objects.filter(pk=import_id).update(
+                bytes_read=done,
+                lines=lines,
+                imported=summary.imported,
+                duplicates=summary.duplicates,
+                excluded=summary.excluded,
+                bad=summary.bad,
+            )
+
+        error = ""
+        try:
+            with open(upload.file, "rb") as source:
+                job.import_file(source, progress=progress)
+        except importer.ImportError_ as problem:
+            error = f"{upload.name}: {problem}"
+        except Exception as problem:
+            logger.exception("Import %s failed", import_id)
+            error = f"The import failed ({type(problem).__name__}); what was read is stored, and importing the file again adds the rest."
+        _finish_import(upload, job.summary, error)
+
+
+def _finish_import(upload: Import, summary, error: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(upload.file)
+    Import.objects.filter(pk=upload.pk).update(
+        lines=summary.lines,
+        imported=summary.imported,
+        duplicates=summary.duplicates,
+        excluded=summary.excluded,
+        bad=summary.bad,
+        errors="\n".join(summary.errors),
+        error=error,
+        finished_at=timezone.now(),
+    )
+
+
+def reap_stale_imports(site_id: int) -> None:
+    """Imports whose worker died (run again: they store nothing twice), or failed after EXPORT_MAX_ATTEMPTS."""
+    for upload in Import.objects.filter(site_id=site_id, finished_at=None):
+        with advisory_lock(IMPORT_LOCK_NAMESPACE, upload.pk) as held:
+            if not held:
+                continue  # running
+            queued = DBTaskResult.objects.filter(
+                status=TaskResultStatus.READY, task_path=run_import.module_path, args_kwargs__args=[upload.pk]
+            ).exists()
+            if queued:
+                continue
+            if upload.attempts >= settings.EXPORT_MAX_ATTEMPTS:
+                Import.objects.filter(pk=upload.pk).update(
+                    error=f"The import was interrupted {upload.attempts} times; tell the server's operator.",
+                    finished_at=timezone.now(),
+                )
+            else:
+                run_import.enqueue(upload.pk)
 
 
 def prune() -> str:

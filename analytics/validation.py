@@ -139,7 +139,7 @@ def _created_at(raw: dict[str, Any], now: datetime) -> datetime | None:
     return created
 
 
-def _clean_ip(ip: str) -> str:
+def clean_ip(ip: str) -> str:
     """The IP in its canonical form (so one visitor hashes alike); inet_pton first: ipaddress is slow."""
     if not ip:
         return ""
@@ -183,7 +183,7 @@ def clean_api_hit(
     query = _text(raw, "query", hitinfo.MAX_REF)
     user_agent = _text(raw, "user_agent", hitinfo.MAX_USER_AGENT)
     session = _text(raw, "session", MAX_SESSION)
-    ip = _clean_ip(_text(raw, "ip", 45))
+    ip = clean_ip(_text(raw, "ip", 45))
     try:
         size = hitinfo.parse_size(raw.get("size"))
     except ValueError as error:
@@ -209,7 +209,7 @@ def clean_api_hit(
         raise Ignored(ip)
     # A backend that sends no user agent is not a bot for lack of one; only a UA it does send is judged.
     bot = hitinfo.detect_bot(user_agent, hint) if user_agent else (hint if hint > 1 else 0)
-    return _hit(
+    return finish_hit(
         path=path,
         event=event,
         title=title,
@@ -226,7 +226,7 @@ def clean_api_hit(
     )
 
 
-def _hit(
+def finish_hit(
     *, path: str, event: bool, ref: str, query: str, site_hosts: tuple[str, ...], user_agent: str, **fields: Any
 ) -> CleanHit:
     """What both doors do alike: the path cleaned (Ignored when GoatCounter drops it), the referrer and the
@@ -281,7 +281,7 @@ def clean_pixel_hit(
     except ValueError as error:
         raise HitError(f"s: {error}") from None
     no_session = params.get("ns", "").lower() in TRUE_WORDS
-    return _hit(
+    return finish_hit(
         path=path,
         event=event,
         title=hitinfo.clip(params.get("t", ""), hitinfo.MAX_TITLE),

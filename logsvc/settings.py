@@ -270,6 +270,9 @@ EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))
 EXPORT_TTL_SECONDS = env_int("EXPORT_TTL_SECONDS", 24 * 60 * 60)
 # A worker killed mid-export: its export is run again, this many times in all, then marked failed.
 EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
+# GoatCounter exports uploaded on the dashboard wait here for the worker (deleted once imported); at most this big.
+IMPORT_DIR = Path(os.getenv("IMPORT_DIR", BASE_DIR / "var" / "imports"))
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
 # New hits reach the stats within about this long: each web process asks the worker to fold them in
 # at most this often (analytics.rollups).
 ROLLUP_INTERVAL_SECONDS = env_int("ROLLUP_INTERVAL_SECONDS", 1)

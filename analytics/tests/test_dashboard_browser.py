@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from playwright.sync_api import Page
 
-from analytics.models import Domain, Site
+from analytics.models import Domain, Hit, Site
 from analytics.tests.test_dashboard import TZ, expected, realistic_hits, store, today
+from analytics.tests.test_import_hits import FIXTURES
 from logsvc.models import User
 
 ARTIFACTS = Path(settings.BASE_DIR) / "var" / "test-artifacts"
@@ -152,3 +154,21 @@ def test_it_tells_a_new_owner_how_to_start_counting(page, live_server):
     assert page.inner_text("#total-visitors") == "0"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-empty.png"), full_page=True)
+
+
+def test_the_owner_imports_a_goatcounter_export_and_watches_it(site, page, live_server, tmp_path, settings):
+    settings.IMPORT_DIR = tmp_path
+    sign_in(page, live_server.url, f"/sites/{site.code}/")
+    page.click("text=Import from GoatCounter")
+    page.set_input_files("input[name=file]", str(FIXTURES / "export.csv"))
+    page.click("#upload button[type=submit]")
+    page.wait_for_url("**/import/*/")
+    assert page.inner_text("#import-status") == "Waiting for the worker…"
+    call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)  # the real worker
+    page.wait_for_selector("#import[data-state=done]", timeout=15_000)  # the page reloads itself until done
+    assert page.inner_text("#import-imported") == "6"
+    assert page.inner_text(".import-errors") == "line 7: date 'yesterday' is not an RFC 3339 time"
+    assert Hit.objects.filter(site=site, created_at__date__range=("2026-10-10", "2026-10-11")).count() == 6
+    page.screenshot(path=str(ARTIFACTS / "import.png"), full_page=True)
+    page.click("text=See the stats")
+    page.wait_for_url(f"**/sites/{site.code}/")

@@ -25,7 +25,7 @@ from oauth2_provider.models import AccessToken
 from rest_framework.test import APIClient
 
 from analytics import sites
-from analytics.models import Domain, Export, Path, Site
+from analytics.models import Domain, Export, Import, Path, Site
 from analytics.rollups import roll_up
 from analytics.services import CleanHit, record_hits
 from conftest import client_with_key, make_key
@@ -59,6 +59,8 @@ SWEPT = {
         "/sites/alice-blog/",
         dict.fromkeys(["GET", "POST", "PUT", "PATCH", "DELETE"], 404),
     ),
+    "sites/<slug:code>/import/": ("browser", "/sites/alice-blog/import/", {"GET": 404, "POST": 404}),
+    "sites/<slug:code>/import/<int:import_id>/": ("browser", "/sites/alice-blog/import/{import}/", {"GET": 404}),
     "oauth/applications/<int:pk>/": ("browser", "/oauth/applications/{app}/", {"GET": 404}),
     "oauth/applications/<int:pk>/update/": (
         "browser",
@@ -223,6 +225,7 @@ def world(alice, charlie, tmp_path) -> dict[str, object]:
     file = tmp_path / "alice-export.csv.gz"
     file.write_bytes(gzip.compress(f"{SECRET}\n".encode()))
     export = Export.objects.create(site=site, finished_at=timezone.now(), file=str(file), num_rows=2)
+    upload = Import.objects.create(site=site, name=f"{SECRET}.csv", file=str(file), finished_at=timezone.now())
 
     app = make_app(alice, name=f"{SECRET} app")
     token = AccessToken.objects.create(
@@ -240,6 +243,7 @@ def world(alice, charlie, tmp_path) -> dict[str, object]:
             "comment": comment.pk,
             "site": site.pk,
             "export": export.pk,
+            "import": upload.pk,
             "path": Path.objects.get(site=site).pk,
             "ref": ref,
             "app": app.pk,

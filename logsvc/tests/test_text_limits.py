@@ -373,6 +373,8 @@ def test_every_text_column_has_a_bound_at_intake():
         "analytics.BotHit.user_agent": "hitinfo.MAX_USER_AGENT (API: refused; pixel: cut)",
         "analytics.Export.error": "written by the worker",
         "analytics.RollupFailure.error": "written by the worker",
+        "analytics.Import.error": "written by the worker",
+        "analytics.Import.errors": "importer.MAX_ERRORS lines of importer.MAX_ERROR_LENGTH bytes",
         "analytics.RefDay.ref": "Hit.ref",
         "analytics.StatDay.name": "Hit fields above",
         "analytics.StatDay.detail": "Hit fields above",

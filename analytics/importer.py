@@ -1,0 +1,772 @@
+"""Importing hits from files: GoatCounter's CSV export and web server logs (manage.py import_hits, and the
+dashboard's upload through analytics.tasks.run_import).
+
+The formats are those of `goatcounter import`: `csv` (GoatCounter's export, version 2, gzip'd or not), the NCSA
+`combined` and `common` logs (each also `-vhost`), `caddy` (Caddy's JSON log) and `log:<format>` with
+GoatCounter's $names. Every line becomes a CleanHit by the same code as a hit of the API (paths, referrers,
+campaigns, browsers, bots), and batches go in through services.record_hits (COPY, first visits), each batch in
+one transaction with the keys of its lines (ImportedRow), so importing a file again stores nothing twice.
+
+A server log's IP is used for the visitor hash of its hit's day (services.visitor_hash) and never stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import glob
+import gzip
+import hashlib
+import io
+import os
+import queue
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, BinaryIO
+
+import orjson
+from django.db import close_old_connections, connection, transaction
+
+from analytics import hitinfo, sites
+from analytics.models import ImportedRow, Site
+from analytics.rollups import schedule_roll_up
+from analytics.services import CleanHit, record_hits, visitor_hash
+from analytics.tasks import CSV_HEADER, FORMULA
+from analytics.validation import HitError, Ignored, clean_ip, finish_hit
+
+LOG_FORMATS = {
+    "combined": '$remote_addr $ignore [$datetime] "$method $path $http" $status $size "$referrer" "$user_agent"',
+    "common": '$remote_addr $ignore [$datetime] "$method $path $http" $status $size',
+}
+LOG_FORMATS["combined-vhost"] = "$host " + LOG_FORMATS["combined"]
+LOG_FORMATS["common-vhost"] = "$host " + LOG_FORMATS["common"]
+FORMATS = ["csv", *LOG_FORMATS, "caddy", "log:<format>"]
+CLF_TIME = "02/Jan/2006:15:04:05 -0700"  # Go's layout, as GoatCounter's -datetime takes it
+
+# What a $name of a custom format matches (GoatCounter's); anything else is .+? (lazy).
+FIELD_PATTERNS = {
+    "ignore": ".*?",
+    "host": r"(?:xn--)?[a-zA-Z0-9.-]+(?::\d{1,5})?",
+    "remote_addr": r"[0-9a-fA-F:.]+",
+    "xff": r"[0-9a-fA-F:. ,]+",
+    "method": r"[A-Z]{3,10}",
+    "status": r"\d{3}",
+    "http": r"HTTP/[\d.]+",
+    "path": r"/.*?",
+    "url": r"https?://(?:xn--)?[a-zA-Z0-9.-]+(?::\d{1,5})?(?:$|/.*?)",
+    "timing_sec": r"[\d.]+",
+    "timing_milli": r"\d+",
+    "timing_micro": r"\d+",
+    "size": r"(?:\d+|-)",
+    "referrer": ".*?",
+    "user_agent": ".*?",
+    "query": ".+?",
+    "content_type": ".+?",
+    "datetime": ".+?",
+    "date": ".+?",
+    "time": ".+?",
+}
+EXCLUDE_FIELDS = ("host", "remote_addr", "method", "status", "http", "path", "query", "referrer", "user_agent")
+EXCLUDE_FIELDS += ("content_type",)
+DEFAULT_EXCLUDES = ["static", "redirect"]
+STATIC = [
+    r"path:re:.*\.(:?js|css|gif|jpe?g|png|svg|ico|web[mp]|mp[34])$",
+    r"content_type:re:^(?:text/(?:css|javascript)|image/(?:png|gif|jpeg|svg\+xml|webp)).*?",
+]
+SPECIAL_EXCLUDES = {"static": STATIC, "html": [r"content_type:re:^text/html.*?"], "redirect": ["status:glob:30[0123]"]}
+BATCH = 2000  # lines per transaction
+MAX_ERRORS = 100  # bad lines remembered with their numbers for the summary
+MAX_ERROR_LENGTH = 300  # characters of each: a message quotes what it could not read, which may be long
+# Entries of each cache of what a file repeats (pages with referrers and user agents, visitors): a log's
+# runs of one visitor's lines fit, and memory stays flat at any size.
+CACHE_SIZE = 4096
+KEY_WINDOW = 1000  # identical lines this close together are told apart by their count (see RowKeys)
+
+
+class ImportError_(ValueError):
+    """The file as a whole cannot be imported (an unknown format, a CSV that is not GoatCounter's v2)."""
+
+
+class BadLine(ValueError):
+    """One line that cannot be read; it is skipped and counted with its number."""
+
+
+@dataclass
+class Summary:
+    lines: int = 0
+    imported: int = 0
+    bots: int = 0  # of imported: stored apart as bots' hits
+    duplicates: int = 0  # imported before
+    excluded: int = 0  # by --exclude, the site's ignored IPs, or paths GoatCounter ignores
+    bad: int = 0
+    errors: list[str] = field(default_factory=list)  # "line 12: ..." for the first MAX_ERRORS bad lines
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add_error(self, number: int, message: str) -> None:
+        self.bad += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(hitinfo.clip(f"line {number}: {message}", MAX_ERROR_LENGTH))
+
+    def text(self) -> str:
+        span = ""
+        if self.first and self.last:
+            span = f", dated {self.first:%Y-%m-%d %H:%M} to {self.last:%Y-%m-%d %H:%M} UTC"
+        return (
+            f"{self.lines} lines: {self.imported} hits imported ({self.bots} by bots){span}; {self.duplicates} imported before, "
+            f"{self.excluded} excluded, {self.bad} bad"
+        )
+
+
+# --- Excludes --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exclude:
+    field: str
+    match: Callable[[str], bool]
+    negate: bool
+
+    def __call__(self, entry: dict[str, str]) -> bool:
+        return self.match(entry.get(self.field, "")) != self.negate
+
+
+def parse_excludes(patterns: list[str] | None) -> list[Exclude]:
+    """GoatCounter's --exclude: [!]field:pattern, field:glob:pattern, field:re:pattern, or static, html, redirect.
+    None: the default (static files and redirects); [""]: nothing."""
+    expanded: list[str] = []
+    for pattern in DEFAULT_EXCLUDES if patterns is None else patterns:
+        expanded += SPECIAL_EXCLUDES.get(pattern, [pattern] if pattern else [])
+    excludes = []
+    for pattern in expanded:
+        negate = pattern.startswith("!")
+        name, sep, rest = pattern.removeprefix("!").partition(":")
+        if not sep or name not in EXCLUDE_FIELDS:
+            raise ImportError_(
+                f"--exclude {pattern!r}: use field:pattern with a field of {', '.join(EXCLUDE_FIELDS)}, "
+                "or static, html, redirect"
+            )
+        if rest.startswith("re:"):
+            try:
+                match = re.compile(rest[3:]).search
+            except re.error as error:
+                raise ImportError_(f"--exclude {pattern!r}: {error}") from None
+            excludes.append(Exclude(name, lambda value, search=match: search(value) is not None, negate))
+        elif rest.startswith("glob:"):
+            regex = re.compile("|".join(_glob_regex(alt) for alt in _braces(rest[5:])))
+            excludes.append(Exclude(name, lambda value, full=regex.fullmatch: full(value) is not None, negate))
+        else:
+            excludes.append(Exclude(name, lambda value, part=rest: part in value, negate))
+    return excludes
+
+
+def _braces(pattern: str) -> list[str]:
+    """{a,b} alternatives spelled out (one level, as globs mostly use them)."""
+    found = re.search(r"\{([^{}]*)\}", pattern)
+    if not found:
+        return [pattern]
+    head, tail = pattern[: found.start()], pattern[found.end() :]
+    return [alt for choice in found.group(1).split(",") for alt in _braces(head + choice + tail)]
+
+
+def _glob_regex(pattern: str) -> str:
+    return glob.translate(pattern, recursive=True, include_hidden=True).removeprefix("(?s:").removesuffix(r")\Z")
+
+
+# --- Reading lines ---------------------------------------------------------------------------------------------------
+
+
+def open_input(source: BinaryIO) -> tuple[io.TextIOWrapper, BinaryIO]:
+    """source as text, gunzipped when it starts with gzip's magic; also the raw stream, whose tell() is progress."""
+    buffered = source if hasattr(source, "peek") else io.BufferedReader(source)  # type: ignore[arg-type]
+    stream: Any = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == b"\x1f\x8b" else buffered
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=""), buffered
+
+
+class RowKeys:
+    """The dedupe key of each line: 8 bytes of a hash of its text and of how many identical lines came in the
+    KEY_WINDOW lines before it. The same file gives the same keys, whatever the batches; two identical lines of
+    a log (one visitor loading a page twice in a second) are two hits; memory stays flat at any size."""
+
+    def __init__(self) -> None:
+        self.window: deque[bytes] = deque()
+        self.counts: Counter[bytes] = Counter()
+
+    def key(self, text: str) -> int:
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        seen = self.counts[digest]
+        self.counts[digest] += 1
+        self.window.append(digest)
+        if len(self.window) > KEY_WINDOW:
+            old = self.window.popleft()
+            self.counts[old] -= 1
+            if not self.counts[old]:
+                del self.counts[old]
+        if seen:
+            digest = hashlib.blake2b(digest + seen.to_bytes(4), digest_size=8).digest()
+        return int.from_bytes(digest, signed=True)
+
+
+# --- Times -----------------------------------------------------------------------------------------------------------
+
+_MONTHS = {"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6, "Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10,
+           "Nov": 11, "Dec": 12}  # fmt: skip
+_GO_LAYOUT = [
+    ("2006", "%Y"),
+    ("January", "%B"),
+    ("Jan", "%b"),
+    ("Monday", "%A"),
+    ("Mon", "%a"),
+    ("01", "%m"),
+    ("02", "%d"),
+    ("_2", "%d"),
+    ("15", "%H"),
+    ("03", "%I"),
+    ("04", "%M"),
+    ("05", "%S"),
+    ("PM", "%p"),
+    ("-07:00", "%z"),
+    ("-0700", "%z"),
+    ("Z07:00", "%z"),
+    ("MST", "%Z"),
+    (".000000000", ".%f"),
+    (".000000", ".%f"),
+    (".000", ".%f"),
+]
+NAMED_TIMES = {
+    "rfc3339": "2006-01-02T15:04:05Z07:00",
+    "rfc3339nano": "2006-01-02T15:04:05.999999999Z07:00",
+    "ansic": "Mon Jan _2 15:04:05 2006",
+    "rfc1123z": "Mon, 02 Jan 2006 15:04:05 -0700",
+}
+
+
+@functools.lru_cache(maxsize=1024)  # a busy log has many lines a second: each second is parsed once
+def _clf_time(value: str) -> datetime:
+    """10/Oct/2000:13:55:36 -0700, without strptime (a tenth of its time)."""
+    try:
+        sign = -1 if value[21] == "-" else 1
+        offset = timedelta(hours=int(value[22:24]), minutes=int(value[24:26])) * sign
+        local = datetime(
+            int(value[7:11]), _MONTHS[value[3:6]], int(value[0:2]), int(value[12:14]), int(value[15:17]),
+            int(value[18:20]), tzinfo=timezone(offset),
+        )  # fmt: skip
+    except (IndexError, KeyError, ValueError):
+        raise BadLine(f"time {value!r} is not like 10/Oct/2000:13:55:36 -0700") from None
+    return local.astimezone(UTC)
+
+
+def time_parser(layout: str) -> Callable[[str], datetime]:
+    """A parser of times in GoatCounter's -datetime layout (Go's: 2006-01-02 15:04:05), or rfc3339, unix_sec,
+    unix_sec_float, unix_milli, unix_nano; times without a zone are UTC."""
+    layout = NAMED_TIMES.get(layout.lower(), layout)
+    if layout == CLF_TIME:
+        return _clf_time
+    divisors = {"unix_sec": 1, "unix_sec_float": 1, "unix_milli": 1e3, "unix_micro": 1e6, "unix_nano": 1e9}
+    if layout in divisors:
+        divisor = divisors[layout]
+
+        def unix(value: str) -> datetime:
+            try:
+                return datetime.fromtimestamp(float(value) / divisor, UTC)
+            except (ValueError, OverflowError, OSError):
+                raise BadLine(f"time {value!r} is not a {layout} number") from None
+
+        return unix
+    if layout.startswith("2006-01-02T15:04:05"):
+        return _iso_time
+    strp = layout.replace("%", "%%")
+    for go, python in _GO_LAYOUT:
+        strp = strp.replace(go, python)
+
+    @functools.lru_cache(maxsize=4096)
+    def parse(value: str) -> datetime:
+        try:
+            parsed = datetime.strptime(value, strp)
+        except ValueError:
+            raise BadLine(f"time {value!r} is not like {layout}") from None
+        return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+
+    return parse
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadLine(f"time {value!r} is not an RFC 3339 time") from None
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+
+
+# --- Formats ---------------------------------------------------------------------------------------------------------
+
+
+def log_parser(fmt: str, datetime_layout: str = "") -> Callable[[str], dict[str, str]]:
+    """A parser of lines in a GoatCounter format name or log:<format>; each line as a dict of its $names."""
+    template = fmt[4:] if fmt.startswith("log:") else LOG_FORMATS.get(fmt)
+    if template is None:
+        raise ImportError_(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if not datetime_layout:
+        datetime_layout = CLF_TIME if fmt in LOG_FORMATS else "rfc3339"
+    names: list[str] = []
+
+    def group(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name not in FIELD_PATTERNS:
+            raise ImportError_(f"unknown format specifier ${name}; the names are {', '.join(FIELD_PATTERNS)}")
+        if name == "ignore":
+            return FIELD_PATTERNS[name]
+        if name in names:
+            return f"(?P={name})"
+        names.append(name)
+        return f"(?P<{name}>{FIELD_PATTERNS[name]})"
+
+    regex = re.compile("^" + re.sub(r"\\\$([a-z_]+)", group, re.escape(template)) + "$")
+    if not {"path", "url"} & set(names):
+        raise ImportError_("the format needs $path or $url")
+    parse_time = time_parser(datetime_layout)
+    match = regex.match
+
+    def parse(line: str) -> dict[str, str]:
+        found = match(line)
+        if found is None:
+            raise BadLine(f"does not match the format {template!r}")
+        entry = {name: ("" if value == "-" else value) for name, value in found.groupdict().items()}
+        if url := entry.pop("url", ""):
+            rest = url.split("://", 1)[-1]
+            host, slash, path = rest.partition("/")
+            entry["host"], entry["path"] = host, slash + path or "/"
+        if "datetime" in entry:
+            entry["time"] = parse_time(entry.pop("datetime"))  # type: ignore[assignment]
+        elif "date" in entry and "time" in entry:
+            entry["time"] = _iso_time(f"{entry.pop('date')}T{entry['time']}")  # type: ignore[assignment]
+        return entry
+
+    parse.names = {*names, "host", "path"} if "url" in names else set(names)  # type: ignore[attr-defined]
+    return parse
+
+
+def caddy_parser(line: str) -> dict[str, Any]:
+    """One line of Caddy's JSON access log (its `log` directive's default format)."""
+    try:
+        data = orjson.loads(line)
+        request = data["request"]
+        headers = request.get("headers") or {}
+        created = datetime.fromtimestamp(float(data["ts"]), UTC)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, OSError):
+        raise BadLine("is not a Caddy JSON log entry with ts and request") from None
+
+    def header(name: str, where: dict = headers) -> str:
+        values = where.get(name) or [""]
+        return str(values[0])
+
+    uri = str(request.get("uri", ""))
+    path, _, query = uri.partition("?")
+    return {
+        "host": str(request.get("host", "")),
+        "remote_addr": str(request.get("client_ip") or request.get("remote_ip") or request.get("remote_addr", "")),
+        "method": str(request.get("method", "")),
+        "http": str(request.get("proto", "")),
+        "path": path,
+        "query": query,
+        "status": str(data.get("status", "")),
+        "referrer": header("Referer"),
+        "user_agent": header("User-Agent"),
+        "language": header("Accept-Language"),
+        "content_type": header("Content-Type", data.get("resp_headers") or {}),
+        "time": created,  # type: ignore[dict-item]
+    }
+
+
+class LogHits:
+    """Lines of a server log to CleanHits of a site."""
+
+    def __init__(self, site: Site, fmt: str, excludes: list[Exclude], datetime_layout: str = "") -> None:
+        self.parse = caddy_parser if fmt == "caddy" else log_parser(fmt, datetime_layout)
+        # A pattern on a field the format lacks (content_type in a combined log) never matches: it costs nothing
+        known = set(EXCLUDE_FIELDS) if fmt == "caddy" else set(getattr(self.parse, "names", EXCLUDE_FIELDS))
+        self.excludes = [exclude for exclude in excludes if exclude.negate or exclude.field in known]
+        self.site_id, self.site_hosts = site.pk, sites.site_hosts(site)
+        self.ignore_ips = frozenset(site.ignore_ips)
+        # A log repeats its pages, referrers, user agents and visitors: each is worked out once (bounded caches)
+        self.finished = functools.lru_cache(maxsize=CACHE_SIZE)(self._finished)
+        self.visitor = functools.lru_cache(maxsize=CACHE_SIZE)(self._visitor)
+
+    def hit(self, line: str) -> CleanHit:
+        """Raises BadLine, or Ignored for a line excluded or not counted."""
+        entry = self.parse(line)
+        for exclude in self.excludes:
+            if exclude(entry):
+                raise Ignored("excluded")
+        path = entry.get("path", "")
+        if not path.startswith("/"):
+            raise BadLine(f"path {path!r} does not start with /")
+        if query := entry.get("query", ""):
+            path = f"{path}?{query}"
+        else:
+            query = path.partition("?")[2]
+        try:
+            ip = clean_ip(entry.get("remote_addr", "") or _xff(entry.get("xff", "")))
+        except HitError:
+            raise BadLine(f"remote address {entry.get('remote_addr')!r} is not an IP address") from None
+        if ip in self.ignore_ips:
+            raise Ignored(ip)
+        created = entry.get("time")
+        if not isinstance(created, datetime):
+            raise BadLine("has no time ($datetime, or $date and $time)")
+        user_agent = entry.get("user_agent", "")
+        hit = CleanHit(*self.finished(path, entry.get("referrer", ""), query, user_agent, entry.get("language", "")))
+        hit.visitor = self.visitor(ip, user_agent, created.date())
+        hit.created_at = created
+        return hit
+
+    def _finished(self, path: str, referrer: str, query: str, user_agent: str, language: str) -> tuple[Any, ...]:
+        """What a line's hit has of its path, referrer, user agent and language (the API's hit finishing), as
+        CleanHit's arguments: a new CleanHit of them is a fifth of the time of a copy."""
+        user_agent = hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT)
+        hit = finish_hit(
+            path=hitinfo.clip(path, hitinfo.MAX_PATH),
+            event=False,
+            title="",
+            ref=hitinfo.clip(referrer, hitinfo.MAX_REF),
+            query=query,
+            site_hosts=self.site_hosts,
+            user_agent=user_agent,
+            bot=hitinfo.detect_bot(user_agent) if user_agent else 0,
+            size=None,
+            location="",
+            language=hitinfo.parse_language(language),
+        )
+        return tuple(getattr(hit, item.name) for item in fields(hit))
+
+    def _visitor(self, ip: str, user_agent: str, day: date) -> uuid.UUID:
+        return visitor_hash(self.site_id, ip=ip, user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT), day=day)
+
+
+def _xff(value: str) -> str:
+    """The last public address of an X-Forwarded-For list, as GoatCounter takes it."""
+    for candidate in reversed([part.strip() for part in value.split(",") if part.strip()]):
+        if not re.match(r"^(10\.|127\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|::1$|f[cd])", candidate):
+            return candidate
+    return ""
+
+
+_FORMULA = re.compile(FORMULA)
+
+
+def _uncell(value: str) -> str:
+    """An export's cell back to its value: the ' the export put before a formula-like cell comes off."""
+    return value[1:] if value.startswith("'") and _FORMULA.match(value) else value
+
+
+class ExportHits:
+    """Rows of GoatCounter's CSV export (version 2) to CleanHits: browser, system, referrer, first visit and
+    visitor are taken as exported, so an export imported into an empty site gives the same stats."""
+
+    COLUMNS = len(CSV_HEADER.split(","))
+
+    def __init__(self, site: Site) -> None:
+        self.site_id = site.pk
+        # An export repeats its sizes, locations and visitors: each is read once (bounded caches)
+        self.size = functools.lru_cache(maxsize=1024)(hitinfo.parse_size)
+        self.location = functools.lru_cache(maxsize=1024)(hitinfo.parse_location)
+        self.visitor = functools.lru_cache(maxsize=CACHE_SIZE)(self._visitor)
+
+    def hit(self, row: list[str]) -> CleanHit:
+        if len(row) != self.COLUMNS:
+            raise BadLine(f"has {len(row)} columns, not {self.COLUMNS}")
+        path, title, event, user_agent, browser, system, session, bot, ref, scheme, size, location, first, date = row
+        path, title, ref = _uncell(path), _uncell(title), _uncell(ref)
+        if not path:
+            raise BadLine("has no path")
+        if event not in ("0", "1", "true", "false"):
+            raise BadLine(f"event {event!r} is not 0 or 1")
+        try:
+            created = datetime.fromisoformat(date).astimezone(UTC)
+        except ValueError:
+            raise BadLine(f"date {date!r} is not an RFC 3339 time") from None
+        try:
+            size_px = self.size(size or None)
+            location = self.location(location)
+        except ValueError as error:
+            raise BadLine(str(error)) from None
+        if scheme not in ("", "h", "g", "c", "o"):
+            raise BadLine(f"referrer scheme {scheme!r} is not one of h, g, c, o")
+        user_agent, browser, system = _uncell(user_agent), _uncell(browser), _uncell(system)
+        if user_agent and not browser and not system:
+            browser, system = hitinfo.parse_user_agent(user_agent)
+        return CleanHit(
+            path=hitinfo.clip(path, hitinfo.MAX_PATH),
+            title=hitinfo.clip(title, hitinfo.MAX_TITLE),
+            event=event in ("1", "true"),
+            ref=hitinfo.clip(ref, hitinfo.MAX_REF),
+            ref_scheme=scheme,
+            browser=browser[:100],
+            system=system[:100],
+            size=size_px,
+            location=location,
+            bot=int(bot) if bot.isdigit() and 0 < int(bot) < 256 else 0,
+            user_agent=user_agent,
+            visitor=self.visitor(session),
+            created_at=created,
+            first_visit=first in ("1", "true"),
+        )
+
+    def _visitor(self, session: str) -> uuid.UUID | None:
+        if not session:
+            return None
+        try:
+            return uuid.UUID(hex=session)  # the export's own: the visitor hash, as stored
+        except ValueError:
+            return visitor_hash(self.site_id, session=session)
+
+
+# --- Importing -------------------------------------------------------------------------------------------------------
+
+
+def csv_rows(text: io.TextIOWrapper) -> Iterator[tuple[int, str, list[str]]]:
+    """(line number, key text, row) of a CSV export after its header; ImportError_ if it is not GoatCounter's v2."""
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        raise ImportError_("the file is empty, or not a CSV file") from None
+    if ",".join(header) + "\n" != CSV_HEADER:
+        version = header[0][:1] if header else ""
+        raise ImportError_(
+            f"not a GoatCounter CSV export of version 2 (its header starts with {','.join(header)[:40]!r}"
+            + (f", version {version}" if version.isdigit() else "")
+            + "); export it again from GoatCounter or logsvc"
+        )
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield reader.line_num, "", [f"\0{error}"]
+            continue
+        yield reader.line_num, "\x1f".join(row), row
+
+
+def text_lines(text: Iterable[str], first: int = 1) -> Iterator[tuple[int, str, str]]:
+    for number, line in enumerate(text, first):
+        line = line.rstrip("\r\n")
+        yield number, line, line
+
+
+class Importer:
+    """Reads lines into batches and stores them; import_file() for a whole file, feed()/flush() for --follow."""
+
+    def __init__(self, site: Site, fmt: str, *, excludes: list[str] | None = None, datetime_layout: str = "") -> None:
+        if fmt == "csv":
+            if excludes:
+                raise ImportError_("--exclude is for server logs; a CSV export holds only counted hits")
+            self.reader: Any = ExportHits(site)
+        else:
+            self.reader = LogHits(site, fmt, parse_excludes(excludes), datetime_layout)
+        self.site = site
+        self.fmt = fmt
+        self.keys = RowKeys()
+        self.summary = Summary()
+        self.batch: list[tuple[int, CleanHit]] = []
+        self.writer = Writer(site, self.summary)
+
+    def feed(self, number: int, key_text: str, line: Any) -> None:
+        summary = self.summary
+        summary.lines += 1
+        if isinstance(line, str) and not line.strip():
+            summary.lines -= 1  # blank lines (a log's last newline) are no lines
+            return
+        if isinstance(line, list) and len(line) == 1 and line[0].startswith("\0"):
+            summary.add_error(number, line[0][1:])
+            return
+        try:
+            hit = self.reader.hit(line)
+        except BadLine as error:
+            summary.add_error(number, str(error))
+            return
+        except Ignored:
+            summary.excluded += 1
+            return
+        created = hit.created_at
+        if created is not None:
+            if summary.first is None or created < summary.first:
+                summary.first = created
+            if summary.last is None or created > summary.last:
+                summary.last = created
+        self.batch.append((self.keys.key(key_text), hit))
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self, wait: bool = False) -> None:
+        """Hand the batch to the writer; wait: until everything handed over is stored."""
+        if self.batch:
+            batch, self.batch = self.batch, []
+            self.writer.submit(batch)
+        if wait:
+            self.writer.drain()
+
+    def import_file(self, source: BinaryIO, progress: Callable[[int, int], None] | None = None) -> Summary:
+        """Import a whole file (gzip'd or not); progress(bytes of source read, lines) after each batch."""
+        text, raw = open_input(source)
+        rows = csv_rows(text) if self.fmt == "csv" else text_lines(text)
+        done = 0
+        try:
+            for number, key_text, line in rows:
+                self.feed(number, key_text, line)
+                if progress is not None and self.summary.lines - done >= BATCH:
+                    done = self.summary.lines
+                    progress(_position(raw), done)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # what was read before is stored all the same
+            self.flush(wait=True)
+            raise ImportError_(f"the file is cut short or damaged after line {self.summary.lines} ({error})") from None
+        self.flush(wait=True)
+        if progress is not None:
+            progress(_position(raw), self.summary.lines)
+        return self.summary
+
+
+def _position(raw: BinaryIO) -> int:
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+class Writer:
+    """Stores batches (store()) while the next ones are read: in a thread of its own with its own database
+    connection, so parsing and PostgreSQL work at once. In the caller's thread instead when the caller is inside a
+    transaction (a test's, or a caller that wants the import to be part of its own), which another connection
+    could not see."""
+
+    def __init__(self, site: Site, summary: Summary) -> None:
+        self.site, self.summary = site, summary
+        self.queue: queue.Queue[list[tuple[int, CleanHit]] | None] = queue.Queue(maxsize=2)
+        self.thread: threading.Thread | None = None
+        self.failure: Exception | None = None
+
+    def submit(self, batch: list[tuple[int, CleanHit]]) -> None:
+        self._check()
+        if connection.in_atomic_block:
+            self._store(batch)
+            return
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+            self.thread.start()
+        self.queue.put(batch)
+
+    def drain(self) -> None:
+        """Wait until every batch submitted is stored; raises what the writer raised."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        self._check()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+
+    def _run(self) -> None:
+        try:
+            while (batch := self.queue.get()) is not None:
+                if self.failure is None:  # after a failure, batches are taken off the queue but not stored
+                    try:
+                        self._store(batch)
+                    except Exception as error:  # noqa: BLE001 - the reading thread raises it
+                        self.failure = error
+        finally:
+            close_old_connections()
+            connection.close()
+
+    def _store(self, batch: list[tuple[int, CleanHit]]) -> None:
+        imported, bots = store(self.site, batch)
+        self.summary.imported += imported
+        self.summary.bots += bots
+        self.summary.duplicates += len(batch) - imported
+
+
+def store(site: Site, batch: list[tuple[int, CleanHit]]) -> tuple[int, int]:
+    """Store the batch's hits not imported before, in one transaction with their keys; returns how many, and how
+    many of them are bots'."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ImportedRow._meta.db_table} (site_id, key) SELECT %s, unnest(%s::bigint[]) "
+            "ON CONFLICT DO NOTHING RETURNING key",
+            [site.pk, [key for key, _ in batch]],
+        )
+        new = {key for (key,) in cursor.fetchall()}
+        hits = []
+        for key, hit in batch:
+            if key in new:
+                new.discard(key)
+                hits.append(hit)
+        if hits:
+            record_hits(site, hits)
+            transaction.on_commit(schedule_roll_up)
+    return len(hits), sum(1 for hit in hits if hit.bot)
+
+
+def follow(
+    importer: Importer,
+    path: str,
+    *,
+    poll: float = 0.5,
+    keep_going: Callable[[], bool] = lambda: True,
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Import the log at path, then keep importing the lines written to it, until keep_going() is false (or
+    KeyboardInterrupt). A rotated log (renamed, a new file at path) is read to its end and the new file from its
+    start; a truncated one (copytruncate) from its start. Lines are stored within a poll of being written."""
+    handle = open(path, "rb")  # noqa: SIM115 - reopened on rotation
+    number, pending = 0, b""
+    try:
+        while keep_going():
+            chunk = handle.read(1 << 16)
+            if chunk:
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    number += 1
+                    text = line.decode("utf-8", errors="replace").rstrip("\r")
+                    importer.feed(number, text, text)
+                continue
+            importer.flush(wait=True)  # idle: what came is stored now, not when a batch fills
+            if progress is not None:
+                progress(importer.summary.lines)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:  # between the rename and the new file
+                time.sleep(poll)
+                continue
+            here = os.fstat(handle.fileno())
+            if (current.st_ino, current.st_dev) != (here.st_ino, here.st_dev):
+                rest = pending + handle.read()  # what the writer added before it moved on to the new file
+                for line in rest.split(b"\n"):
+                    number += 1
+                    text = line.decode("utf-8", errors="replace").rstrip("\r")
+                    importer.feed(number, text, text)
+                handle.close()
+                handle = open(path, "rb")  # noqa: SIM115
+                pending, number = b"", 0
+                continue
+            if current.st_size < handle.tell():
+                handle.seek(0)
+                pending, number = b"", 0
+                continue
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.close()
+        importer.flush(wait=True)
+    return importer.summary
