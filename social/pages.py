@@ -93,9 +93,11 @@ NAMES_SQL = (
     f"WHERE id = ANY(%s::bigint[]))::text"
 )
 # (no join for the originator's name: it is among the page's users, and joining made PostgreSQL hash all users)
+# with the comment a notification is about, as a JSON array of comment_columns (or NULL)
 ACTIVITY_SQL = (
-    f"SELECT a.id, {iso_sql('a.created')}, a.type, a.originator_id, a.log_id, a.comment_id "
-    f"FROM {Activity._meta.db_table} a WHERE a.id = ANY(%s::bigint[])"
+    f"SELECT a.id, {iso_sql('a.created')}, a.type, a.originator_id, a.log_id, a.comment_id, "
+    f"(SELECT json_build_array({comment_columns('c')})::text FROM {Comment._meta.db_table} c "
+    f"WHERE c.id = a.comment_id) FROM {Activity._meta.db_table} a WHERE a.id = ANY(%s::bigint[])"
 )
 
 ACTIVITY_TEXT = {
@@ -168,7 +170,7 @@ class Page:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.logs: dict[int, tuple[Any, ...]] = {}
-        self.comments: dict[int, tuple[Any, ...]] = {}
+        self.comments: dict[int, Sequence[Any]] = {}
         self.latest_comments: dict[int, list[Sequence[Any]]] = {}
         self.latest_likes: dict[int, list[dict[str, str]]] = {}
         self.user_ids: set[int] = set()
@@ -302,14 +304,17 @@ def activity_json(ids: Sequence[int], request: Request) -> list[dict[str, Any]]:
     rows = _rows(ACTIVITY_SQL, ids)
     page.user_ids.update(row[3] for row in rows)
     page.fetch_logs(row[4] for row in rows if row[4])
-    page.fetch_comments(row[5] for row in rows if row[5])
+    for row in rows:
+        if row[6]:
+            page.comments[row[5]] = comment = orjson.loads(row[6])
+            page.add_comment_refs(comment)
     page.fetch_names()
     found = {row[0]: row for row in rows}
     items = []
     for pk in ids:
         if pk not in found:
             continue
-        _, created, kind, originator_id, log_id, comment_id = found[pk]
+        _, created, kind, originator_id, log_id, comment_id, _ = found[pk]
         originator = page.user(originator_id)
         log = page.log(log_id) if log_id else None
         comment = page.comment(page.comments[comment_id]) if comment_id in page.comments else None
