@@ -14,8 +14,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.http import HttpResponse
 from rest_framework import exceptions
-from rest_framework.request import Request
 
+from logsvc.auth import AuthenticatedRequest
 from logsvc.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -31,7 +31,7 @@ def idempotent(handler: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     """Decorates an APIView method that writes in its own transaction and answers 2xx only once committed."""
 
     @functools.wraps(handler)
-    def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(view: Any, request: AuthenticatedRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return handler(view, request, *args, **kwargs)
