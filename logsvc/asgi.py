@@ -147,7 +147,7 @@ class AsgiRequest(HttpRequest):
             text = value.decode("latin-1")
             meta[key] = f"{meta[key]},{text}" if key in meta else text
         self.META = meta
-        self.headers = Headers(meta)  # type: ignore[misc,assignment]
+        self.headers = Headers(meta)  # type: ignore[assignment]
         self.GET = parse_query(query)  # type: ignore[assignment]  # a plain dict: cheaper than a QueryDict
         self.body_messages: list[dict[str, Any]] | None = None  # what a hot path read of the body
 
