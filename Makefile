@@ -63,9 +63,11 @@ test: export SECRET_KEY ?= test-only-secret
 test: install system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+lint: export SECRET_KEY ?= lint-only
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 bench: install system-packages
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)

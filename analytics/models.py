@@ -379,7 +379,13 @@ class StatDay(Rollup):
         return f"{self.kind} {self.name} {self.detail} on {self.day}"
 
 
-ROLLUP_MODELS = [PathHour, PathDay, PathMonth, RefDay, StatDay]
+ROLLUP_MODELS: list[type[PathHour | PathDay | PathMonth | RefDay | StatDay]] = [
+    PathHour,
+    PathDay,
+    PathMonth,
+    RefDay,
+    StatDay,
+]
 
 
 class RollupFailure(models.Model):

@@ -232,7 +232,7 @@ async def _answer(request: AsgiRequest) -> tuple | None:
         return gif(answer[0], request, answer[1])
     if timezone.now().date() not in _salts:
         await run_sync(todays_salt)
-    ip = BaseThrottle().get_ident(request)
+    ip = BaseThrottle().get_ident(request)  # type: ignore[arg-type]  # DRF reads only META, which both have
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     try:
         status, reason, hit = pixel_hit(request, site, ip, user_agent)

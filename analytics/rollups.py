@@ -208,6 +208,7 @@ def retry_failures(failures: QuerySet[RollupFailure] | None = None, *, due_only:
         due = timezone.now() - timedelta(seconds=settings.ROLLUP_RETRY_SECONDS)
         failures = failures.filter(last_attempt_at__lte=due)
     fixed = failing = 0
+    failure: RollupFailure | None
     for failure in failures:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK)

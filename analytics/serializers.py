@@ -143,7 +143,9 @@ class SiteSerializer(serializers.ModelSerializer):
         return attrs
 
     def validate_code(self, code: str) -> str:
-        others = Site.objects.filter(code=code).exclude(pk=getattr(self.instance, "pk", None))
+        others = Site.objects.filter(code=code)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
         if others.exists():
             raise serializers.ValidationError("This code is taken; choose another.")
         return code
@@ -156,9 +158,12 @@ class SiteSerializer(serializers.ModelSerializer):
                     f"{domain} is a name of this service itself, not a site's; use a domain of your own that points "
                     "here (a CNAME), or count with /count/<code>."
                 )
-        taken = Domain.objects.filter(domain__in=domains).exclude(site_id=getattr(self.instance, "pk", None))
-        if taken.exists():
-            raise serializers.ValidationError(f"{taken.first().domain} belongs to another site.")
+        taken = Domain.objects.filter(domain__in=domains)
+        if self.instance is not None:
+            taken = taken.exclude(site_id=self.instance.pk)
+        # first(), not exists() then first(): a domain deleted in between was an AttributeError (a 500)
+        if (other := taken.first()) is not None:
+            raise serializers.ValidationError(f"{other.domain} belongs to another site.")
         return domains
 
     @transaction.atomic

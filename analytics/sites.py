@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Final, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -13,6 +16,16 @@ from rest_framework.request import Request
 
 from analytics.models import Domain, Site
 from logsvc.models import ApiKey
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from logsvc.asgi import AsgiRequest
+
+    class KeySiteAnnotations(TypedDict):
+        bound: bool  # the key is bound to the site (else it created it)
+
+    KeySite = WithAnnotations[Site, KeySiteAnnotations]
 
 
 def request_host(request) -> str:
@@ -27,7 +40,7 @@ def with_domains(queryset):
     return queryset.prefetch_related(Prefetch("domains", queryset=Domain.objects.order_by("domain")))
 
 
-def key_sites(key: ApiKey) -> list[Site]:
+def key_sites(key: ApiKey) -> list[KeySite]:
     """The sites a key is bound to and those it created (PUT /api/v0/sites), in one query; each site's `bound`
     says which it is. A key bound to no site acts for all of its user's."""
     bound = Site.api_keys.through.objects.filter(site_id=OuterRef("pk"), apikey_id=key.pk)
@@ -38,7 +51,7 @@ def key_sites(key: ApiKey) -> list[Site]:
     )
 
 
-def sites_of_key(key: ApiKey) -> list[Site]:
+def sites_of_key(key: ApiKey) -> Sequence[Site]:
     """The sites a key may act for: those it is bound to (and created), else all of its user's."""
     own = key_sites(key)
     if any(site.bound for site in own):
@@ -46,7 +59,7 @@ def sites_of_key(key: ApiKey) -> list[Site]:
     return list(with_domains(Site.objects.filter(owner_id=key.user_id)))
 
 
-def site_for_request(request: Request) -> Site:
+def site_for_request(request: Request | AsgiRequest) -> Site:
     """The site an /api/v0 request is about, always one its caller may use: the one whose domain is the Host among
     those the key acts for, else the key's site (the one it is bound to, or the caller's only site; sites the key
     created itself do not count here, so creating one leaves the key working as before). Another user's domain
@@ -108,10 +121,14 @@ _recent: dict[str, tuple[float, Site | None]] = {}
 RECENT_SECONDS = 10
 
 
-NOT_SEEN = object()
+class _NotSeen(Enum):
+    NOT_SEEN = "not seen"
 
 
-def recent_pixel_site(*, host: str = "", code: str = "") -> Site | None | object:
+NOT_SEEN: Final = _NotSeen.NOT_SEEN
+
+
+def recent_pixel_site(*, host: str = "", code: str = "") -> Site | None | Literal[_NotSeen.NOT_SEEN]:
     """site_for_pixel() from memory only, without a query: NOT_SEEN when it must be read (the async pixel)."""
     seen = _recent.get(f"code:{code}" if code else f"host:{host}")
     if seen is not None and time.monotonic() - seen[0] < RECENT_SECONDS:

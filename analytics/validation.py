@@ -59,6 +59,7 @@ def go_json_keys(data: Any, fields: Collection[str]) -> Any:
         return data
     folded = {name.casefold(): name for name in fields}
     matched: dict[str, Any] = {}
+    key: str  # a JSON object's
     for key, value in data.items():
         name = key if key in fields else folded.get(key.casefold(), key)
         matched.pop(name, None)  # as a later key would in Go: it overwrites

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -38,9 +39,9 @@ from analytics.validation import (
     read_count_body,
 )
 from logsvc import ratelimit
-from logsvc.auth import ApiKeyAuthentication
+from logsvc.auth import ApiKeyAuthentication, KeyRequest
 from logsvc.fields import IPAddressDocField, SizeDocField
-from logsvc.idempotency import idempotent
+from logsvc.idempotency import RetriedResponse, idempotent
 from logsvc.openapi import error_responses
 from logsvc.pagination import MAX_OFFSET
 
@@ -66,7 +67,7 @@ class MeView(GoatCounterView):
         "create sites 16, update sites 32, stats 64); `scopes` and `bound_to_sites` are logsvc's.",
         responses={200: OpenApiTypes.OBJECT, **error_responses("goatcounter", 401, 429)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyRequest) -> Response:
         user, key = request.user, request.auth
         key_sites = sites.sites_of_key(key)
         permissions = sum(PERMISSIONS[scope] for scope in set(key.scopes) if scope in PERMISSIONS) or NO_PERMISSION
@@ -113,7 +114,7 @@ class SiteListView(GoatCounterView):
             **error_responses("goatcounter", 401, 403, 429),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyRequest) -> Response:
         return Response({"sites": SiteSerializer(sites.sites_of_key(request.auth), many=True).data})
 
     @extend_schema(
@@ -121,7 +122,7 @@ class SiteListView(GoatCounterView):
         request=SiteSerializer,
         responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
     )
-    def put(self, request: Request) -> Response:
+    def put(self, request: KeyRequest) -> Response:
         serializer = SiteSerializer(data=site_data(request))
         serializer.is_valid(raise_exception=True)
         # The key acts for the site it creates (sites_of_key) without being bound to it, so its requests
@@ -133,7 +134,7 @@ class SiteListView(GoatCounterView):
 class SiteDetailView(GoatCounterView):
     required_scopes = {"GET": "sites", "PATCH": "sites", "POST": "sites"}
 
-    def get_site(self, request: Request, site_id: int) -> Site:
+    def get_site(self, request: KeyRequest, site_id: int) -> Site:
         for site in sites.sites_of_key(request.auth):
             if site.pk == site_id:
                 return site
@@ -142,7 +143,7 @@ class SiteDetailView(GoatCounterView):
     @extend_schema(
         summary="One site", responses={200: SiteSerializer, **error_responses("goatcounter", 401, 403, 404, 429)}
     )
-    def get(self, request: Request, site_id: int) -> Response:
+    def get(self, request: KeyRequest, site_id: int) -> Response:
         return Response(SiteSerializer(self.get_site(request, site_id)).data)
 
     @extend_schema(
@@ -150,7 +151,7 @@ class SiteDetailView(GoatCounterView):
         request=SiteSerializer,
         responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
     )
-    def patch(self, request: Request, site_id: int) -> Response:
+    def patch(self, request: KeyRequest, site_id: int) -> Response:
         serializer = SiteSerializer(self.get_site(request, site_id), data=site_data(request), partial=True)
         serializer.is_valid(raise_exception=True)
         return Response(SiteSerializer(serializer.save()).data)
@@ -160,11 +161,11 @@ class SiteDetailView(GoatCounterView):
         request=SiteSerializer(partial=True),
         responses={200: SiteSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
     )
-    def post(self, request: Request, site_id: int) -> Response:
+    def post(self, request: KeyRequest, site_id: int) -> Response:
         return self.patch(request, site_id)
 
 
-HIT_SCHEMA_FIELDS = {
+HIT_SCHEMA_FIELDS: dict[str, serializers.Field] = {
     "path": serializers.CharField(help_text="Path of the page, or the event's name; required."),
     "title": serializers.CharField(required=False, allow_null=True, allow_blank=True),
     "event": serializers.BooleanField(required=False),
@@ -234,7 +235,7 @@ class CountView(GoatCounterView):
         },
     )
     @idempotent
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyRequest) -> Response:
         try:
             hits, no_sessions, filters = read_count_body(request.data)
         except BatchError as error:
@@ -246,8 +247,7 @@ class CountView(GoatCounterView):
         transaction.on_commit(schedule_roll_up)
         if batch.errors:
             # Not an exception: the valid hits are stored, and a retry with the same Idempotency-Key gets this answer.
-            response = Response({"errors": batch.errors}, status=status.HTTP_400_BAD_REQUEST)
-            response.keep_for_retries = True
+            response: Response = RetriedResponse({"errors": batch.errors}, status=status.HTTP_400_BAD_REQUEST)
         else:
             response = Response(COUNTED, status=status.HTTP_202_ACCEPTED)
         if batch.filtered:
@@ -263,7 +263,7 @@ class SiteExportThrottle(BaseThrottle):
         if request.method != "POST" or not rate:
             return True
         self.usage = ratelimit.consume(f"goatcounter-export:site:{view.site.pk}", rate)
-        request._request.rate_limit = self.usage
+        request._request.rate_limit = self.usage  # type: ignore[attr-defined]  # ours, for RateLimitHeadersMiddleware
         return self.usage.allowed
 
     def wait(self) -> float | None:
@@ -309,7 +309,7 @@ class ExportCreateView(GoatCounterView):
         ),
         responses={202: ExportSerializer, **error_responses("goatcounter", 400, 401, 403, 429)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyRequest) -> Response:
         data = request.data
         if not isinstance(data, dict):
             raise exceptions.ParseError('Send a JSON object such as {"start_from_hit_id": 42}, or nothing.')
@@ -356,7 +356,7 @@ class ExportDetailView(ExportDetailMixin, GoatCounterView):
         summary="An export: finished once `finished_at` is set",
         responses={200: ExportSerializer, **error_responses("goatcounter", 401, 403, 404, 429)},
     )
-    def get(self, request: Request, export_id: int) -> Response:
+    def get(self, request: KeyRequest, export_id: int) -> Response:
         return Response(ExportSerializer(self.get_export(request, export_id)).data)
 
 
@@ -371,7 +371,7 @@ class ExportDownloadView(ExportDetailMixin, GoatCounterView):
             **error_responses("goatcounter", 401, 403, 404, 409, 410, 429),
         },
     )
-    def get(self, request: Request, export_id: int) -> HttpResponse:
+    def get(self, request: KeyRequest, export_id: int) -> HttpResponseBase:
         export = self.get_export(request, export_id)
         if export.error:
             return Response({"error": export.error}, status=status.HTTP_409_CONFLICT)
@@ -398,8 +398,9 @@ COUNT_JS = finders.find("analytics/count.js")
 
 
 @require_http_methods(["GET", "HEAD"])
-def count_js(request: HttpRequest) -> HttpResponse:
+def count_js(request: HttpRequest) -> HttpResponseBase:
     """The tracking script at a fixed, short URL, for <script data-goatcounter=".../count" src=".../count.js">."""
+    assert COUNT_JS is not None  # analytics/static/ has it
     response = FileResponse(open(COUNT_JS, "rb"), content_type="text/javascript; charset=utf-8")  # noqa: SIM115
     response["Cache-Control"] = "public, max-age=86400"
     response["Access-Control-Allow-Origin"] = "*"
@@ -471,13 +472,13 @@ def count_pixel(request: HttpRequest, code: str = "") -> HttpResponse:
         return pixel_response(404, NO_SITE)
     if answer := not_counted_on_purpose(request):
         return pixel_response(*answer)
-    ip = BaseThrottle().get_ident(request)
+    ip = BaseThrottle().get_ident(request)  # type: ignore[arg-type]  # DRF reads only META, which both have
     user_agent = request.META.get("HTTP_USER_AGENT", "")
     if rate := settings.RATE_LIMITS.get("goatcounter-pixel"):
         # By the salted hash, not "ip:ua": the counters are stored (PostgreSQL or Redis) and must not keep an IP.
         visitor = visitor_hash(0, ip=ip, user_agent=user_agent)
         usage = ratelimit.consume(f"goatcounter-pixel:{visitor.hex}", rate)
-        request.rate_limit = usage  # for RateLimitHeadersMiddleware, as on the API
+        request.rate_limit = usage  # type: ignore[attr-defined]  # ours, for RateLimitHeadersMiddleware, as on the API
         if not usage.allowed:
             seconds = ratelimit.parse_rate(rate)[1]
             reason = f"rate limited: at most {usage.limit} hits in {seconds} s"

@@ -195,6 +195,7 @@ class AnalyticsBench(Bench):
         ]  # fmt: skip
 
     def preflight(self, case: HttpCase, expected: int) -> None:
+        assert self.gunicorn is not None  # setup() made it
         if case.key == "g":
             url = f"{self.gunicorn.base}/count/{SITE_CODE}?p=/preflight"
             request = urllib.request.Request(url, headers={"User-Agent": AGENTS[0]})
@@ -301,6 +302,7 @@ class AnalyticsBench(Bench):
 
     def export_once(self) -> dict[str, Any]:
         """POST /api/v0/export to a live server, run `db_worker --batch`, and read what it took."""
+        assert self.gunicorn is not None  # setup() made it
         from analytics.models import Export
 
         self.gunicorn.start()
@@ -325,10 +327,12 @@ class AnalyticsBench(Bench):
             time.sleep(0.02)
         wall = time.perf_counter() - started
         if proc.returncode != 0:
+            assert proc.stderr is not None  # a pipe
             raise RuntimeError(f"db_worker failed: {proc.stderr.read().decode()[-2000:]}")
         export = Export.objects.get(pk=export_id)
         if export.finished_at is None or export.error:
             raise RuntimeError(f"export {export_id} did not finish: {export.error!r}")
+        assert export.started_at is not None  # finished, so started
         return {
             "seconds": (export.finished_at - export.started_at).total_seconds(),
             "worker_wall": wall,
@@ -348,6 +352,7 @@ class AnalyticsBench(Bench):
         with target.open("wb") as out:
             psql = subprocess.Popen(["psql", self.db_url, "-X", "-q", "-c", sql], stdout=subprocess.PIPE)
             gzip = subprocess.run(["gzip", "-6"], stdin=psql.stdout, stdout=out, check=True)
+            assert psql.stdout is not None  # a pipe
             psql.stdout.close()
             if psql.wait() != 0 or gzip.returncode != 0:
                 raise RuntimeError("psql | gzip failed")
@@ -383,6 +388,7 @@ class AnalyticsBench(Bench):
                 rows.append((*row, "", "", "", ""))
                 return
             ratio, bm = self.paired(key, base), self.median(base)
+            assert ratio is not None and bm is not None and target is not None  # measured, as a base is given
             verdict = "PASS" if ratio >= target else "MISS"
             rows.append((*row, f"({base}) {bm[0]:,.0f}", f"{ratio:.2f}", f">= {target}", verdict))
 

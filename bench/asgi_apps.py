@@ -52,6 +52,7 @@ class Batcher:
         await future
 
     async def run(self) -> None:
+        assert self.wakeup is not None  # add() made it before this task
         self.conn = await psycopg.AsyncConnection.connect(os.environ["CEILING_DATABASE_URL"])
         while True:
             await self.wakeup.wait()

@@ -47,6 +47,7 @@ from bench.ingest import (  # after the path fix above
     Gunicorn,
     apply_quick,
     children,
+    first_value,
     free_port,
     log,
     run_bench,
@@ -85,6 +86,7 @@ class PrivatePostgres:
 
             self.user = "embedded_postgres"
             entry = ensure_user_exists(self.user)
+            assert entry is not None
             os.chown(root, entry.pw_uid, entry.pw_gid)
 
     @property
@@ -250,8 +252,9 @@ class Client(threading.Thread):
             self.run_.record(sent)
 
     def send(self, sent: Sent) -> None:
+        assert self.run_.gunicorn is not None  # FaultRun.setup() made it
         args = self.run_.args
-        body = json.dumps(self.family.body(sent.markers)).encode()
+        body: bytes | None = json.dumps(self.family.body(sent.markers)).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4()), **self.family.headers}
         path, method, retries = self.family.path, self.family.method, args.retries
         if method == "GET":
@@ -383,11 +386,12 @@ class FaultRun:
         return {"logster": logster, "bytelog": bytelog, "goatcounter": goatcounter}
 
     def pg_settings(self) -> str:
+        assert self.pg is not None  # setup() made it
         import psycopg
 
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
             shown = [
-                f"{name} {conn.execute(f'SHOW {name}').fetchone()[0]}"
+                f"{name} {first_value(conn.execute(f'SHOW {name}'))}"
                 for name in ("server_version", "fsync", "synchronous_commit", "full_page_writes")
             ]
         return ", ".join(shown)
@@ -406,6 +410,7 @@ class FaultRun:
                     self.events.append((time.monotonic(), f"SIGKILL worker {pid}"))
 
     def crash_postgres(self) -> None:
+        assert self.pg is not None  # setup() made it
         if self.stop_sending.wait(self.args.duration * self.args.crash_at):
             return
         self.event(f"PostgreSQL: pg_ctl stop -m immediate (down for {self.args.pg_down} s)")
@@ -419,6 +424,7 @@ class FaultRun:
     # -- measure
 
     def measure(self) -> None:
+        assert self.gunicorn is not None  # setup() made it
         args = self.args
         self.gunicorn.start()
         log(
@@ -464,6 +470,7 @@ class FaultRun:
 
     def read_stored(self) -> None:
         """How many times each marker is stored, per family, read straight from the database."""
+        assert self.pg is not None  # setup() made it
         import psycopg
 
         queries = {

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -389,7 +389,9 @@ class Database:
         self.can_checkpoint = True
 
     def scalar(self, sql: str, params: Any = None) -> Any:
-        return self.conn.execute(sql, params).fetchone()[0]
+        row = self.conn.execute(sql, params).fetchone()
+        assert row is not None
+        return row[0]
 
     def reset(self, *tables: str) -> None:
         """Empty the tables and CHECKPOINT, so no run pays for the previous run's dirty pages."""
@@ -718,6 +720,7 @@ class Bench:
 
     def preflight(self, case: HttpCase, expected: int) -> None:
         """One request by hand: the endpoint must answer as expected, or the numbers mean nothing."""
+        assert self.gunicorn is not None  # setup() made it
         headers = {"Content-Type": "application/json"}
         for line in case.script.read_text().splitlines():
             if m := re.match(r'wrk\.headers\["(.+)"\] = "(.*)"', line):
@@ -740,6 +743,7 @@ class Bench:
     ) -> tuple[WrkResult, dict[str, Any]]:
         """One wrk run after a warm-up, with the CPU that gunicorn, PostgreSQL, wrk and the rest of the host used
         (and how much count() grew over the measured run: the rows stored)."""
+        assert self.gunicorn is not None  # setup() made it
         wrk = {"threads": min(self.args.threads, connections), "connections": connections}
         run_wrk(url, script, seconds=self.args.warmup, **wrk)
         rows_before = count() if count else 0
@@ -789,6 +793,7 @@ class Bench:
         )
 
     def measure_http(self, case: HttpCase, round_no: int) -> Run:
+        assert self.gunicorn is not None  # setup() made it
         db = self.db
         db.reset(self.events_table, self.logs_table)
         self.gunicorn.start()
@@ -909,6 +914,7 @@ class Bench:
                 yield size
 
     def query_phase(self) -> None:
+        assert self.gunicorn is not None  # setup() made it
         args = self.args
         sizes = (args.small_rows, args.large_rows)
         for size in self.load(sizes):
@@ -937,6 +943,7 @@ class Bench:
                 self.gunicorn.stop()
 
     def check_queries(self) -> None:
+        assert self.gunicorn is not None  # setup() made it
         for key, path in self.query_urls.items():
             request = urllib.request.Request(self.gunicorn.base + path, headers={"ApiKey": self.raw_key})
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -1005,7 +1012,7 @@ class Bench:
         rows: list[tuple[str, ...]] = []
         labels = {"e_big": "e+"}
 
-        def rate_row(key: str, title: str, unit: str, base: str | None, target: float | None, per: int = 1) -> None:
+        def rate_row(key: str, title: str, unit: str, base: str | None, target: float | None, per: float = 1) -> None:
             m = self.median(key)
             if m is None:
                 return
@@ -1019,6 +1026,7 @@ class Bench:
             if bm is None or ratio is None:
                 rows.append((*row, "", "", "", ""))
                 return
+            assert target is not None  # given with a base
             verdict = "PASS" if ratio >= target else "MISS"
             rows.append((*row, f"({base}) {bm[0]:,.0f}", f"{ratio:.2f}", f">= {target}", verdict))
 
@@ -1134,7 +1142,14 @@ class Bench:
             self.gunicorn.stop()
 
 
-def table_lines(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def first_value(cursor: Any) -> Any:
+    """The first column of a query's one row (SHOW, a count: there is always one)."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row[0]
+
+
+def table_lines(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     """The header, a rule and the rows, in columns as wide as their widest cell."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 

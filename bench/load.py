@@ -23,11 +23,11 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +48,7 @@ from bench.ingest import (
     LogFactory,
     apply_quick,
     children,
+    first_value,
     host_cpu,
     human,
     log,
@@ -59,7 +60,7 @@ from bench.ingest import (
     table_lines,
 )
 from bench.social import choose_subjects
-from bench.stats import StatsBench
+from bench.stats import session_cookie
 
 DB_NAME = "logsvc_load"
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -254,7 +255,7 @@ class LoadBench:
             self.subjects = choose_subjects(cursor)
         self.tokens = self.littlelogs_tokens()
         # The dashboard's session: the same as bench/stats.py makes (it reads only .user).
-        self.cookie = StatsBench.session_cookie(SimpleNamespace(user=self.user))
+        self.cookie = session_cookie(self.user)
         self.kinds = self.mix()
 
     def littlelogs_tokens(self) -> dict[str, str]:
@@ -298,7 +299,7 @@ class LoadBench:
             "refs": lua_list([r.replace(":", "%3A").replace("/", "%2F") for r in REFERRERS]),
             "code": SITE,
         }
-        tag = urllib.request.quote(self.subjects["tag"], safe="")
+        tag = urllib.parse.quote(self.subjects["tag"], safe="")
         hits = [hit(rng, paths, now) for _ in range(COUNT_HITS)]
         bots = sum(h["user_agent"] == AGENTS[-1] for h in hits)  # Googlebot's go to the bot table
         # What the ingestion answers promise to have stored: table -> (kind, status, rows per such answer).
@@ -341,6 +342,7 @@ class LoadBench:
     # -- the servers
 
     def start(self) -> None:
+        assert self.gunicorn is not None  # setup() made it
         log(f"Starting gunicorn ({self.args.workers} sync workers) and manage.py db_worker")
         self.gunicorn.start()
         with self.worker_log.open("ab") as out:
@@ -350,6 +352,7 @@ class LoadBench:
             )  # fmt: skip
 
     def http(self, method: str, path: str, headers: dict[str, str], body: str | None = None) -> tuple[int, bytes]:
+        assert self.gunicorn is not None  # setup() made it
         request = urllib.request.Request(
             self.gunicorn.base + path, data=body.encode() if body is not None else None, headers=headers, method=method
         )
@@ -427,6 +430,7 @@ class LoadBench:
 
     def run_mix(self, seconds: int, label: str, conn: Any) -> dict[str, KindResult]:
         """Every kind's wrk at once for `seconds`, sampling the database connections meanwhile."""
+        assert self.gunicorn is not None  # setup() made it
         from tqdm import tqdm
 
         self.wrks = []
@@ -456,6 +460,7 @@ class LoadBench:
                 time.sleep(SAMPLE_SECONDS)
         results = {}
         for kind, proc in zip(self.kinds, self.wrks, strict=True):
+            assert proc.stdout is not None  # a pipe
             output = proc.stdout.read()
             proc.stdout.close()
             match = re.search(r"^LOAD_RESULT (\{.*\})$", output, re.MULTILINE)
@@ -474,8 +479,11 @@ class LoadBench:
         return results
 
     def python_processes(self) -> dict[str, int]:
-        workers = sorted(children(self.gunicorn.proc.pid))
-        pids = {"gunicorn master": self.gunicorn.proc.pid}
+        assert self.gunicorn is not None and self.worker is not None  # setup() made them
+        master = self.gunicorn.proc
+        assert master is not None  # start() started it
+        workers = sorted(children(master.pid))
+        pids = {"gunicorn master": master.pid}
         pids |= {f"gunicorn worker {i}": pid for i, pid in enumerate(workers, 1)}
         return pids | {"db_worker": self.worker.pid}
 
@@ -495,6 +503,7 @@ class LoadBench:
         self.memory[phase] = {label: (pid, *memory_kb(pid)) for label, pid in self.server_processes().items()}
 
     def cpu_now(self) -> dict[str, float]:
+        assert self.gunicorn is not None and self.worker is not None  # setup() made them
         return {
             "gunicorn": sum(map(process_cpu, self.gunicorn.pids())),
             "db_worker": process_cpu(self.worker.pid),
@@ -503,6 +512,7 @@ class LoadBench:
         }
 
     def run(self) -> None:
+        assert self.gunicorn is not None  # setup() made it
         import psycopg
         from django.conf import settings
         from django.db import connections
@@ -514,7 +524,7 @@ class LoadBench:
         self.write_scripts()
         connections.close_all()  # this process holds no connection to the database while it is loaded
         with psycopg.connect(self.db_url, autocommit=True, application_name=APP_NAME) as conn:
-            self.info["max_connections"] = conn.execute("SHOW max_connections").fetchone()[0]
+            self.info["max_connections"] = first_value(conn.execute("SHOW max_connections"))
             self.info["conn_max_age"] = settings.DATABASES["default"]["CONN_MAX_AGE"]
             rows_before = self.stored_rows(conn)
             phases = self.warm_up(conn)

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # `python bench/markdown_cost.py` puts bench/ first on the path: the project's root goes there instead.
@@ -46,6 +47,7 @@ def main() -> None:
     from social.tests.test_markdown_cost import SHAPES, fuzz_cases
 
     users = {"alice": "alice"}
+    module: Any  # patched: each renderer's user lookup
     for module in (old_module, new_module):
         module._existing_users = lambda candidates: {k: v for k, v in users.items() if k in candidates}
 

@@ -160,8 +160,7 @@ class _MentionProcessor(InlineProcessor):
 
     def handleMatch(self, m: re.Match[str], data: str):
         name = _mention_match_name(m, data)
-        username = self.state.users.get(name.lower()) if name else None
-        if username is None:
+        if not name or (username := self.state.users.get(name.lower())) is None:
             return None, None, None
         link = etree.Element("a", {"class": "content-user", "href": "/" + quote(username, safe="")})
         link.text = markdown.util.AtomicString("@" + username)

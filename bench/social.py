@@ -51,6 +51,7 @@ from bench.ingest import (  # after the path fix above
     WrkResult,
     add_run_args,
     apply_quick,
+    first_value,
     human,
     log,
     port_answers,
@@ -375,7 +376,9 @@ class SocialBench(Bench):
         self.sizes: list[Size] = []
         self.results: dict[tuple[str, int, int], list[tuple[WrkResult, dict[str, Any]]]] = {}
         self.subjects: dict[str, Any] = {}
-        self.pages: dict[tuple[str, int, int], dict[str, Any]] = {}  # preflight: bytes per page, items with a log
+        self.pages: dict[
+            tuple[str, int, int] | tuple[str, str], dict[str, Any]
+        ] = {}  # preflight: bytes per page, items with a log
         self.token = secrets.token_urlsafe(24)
         self.cost_cases: list[CostCase] = []
         self.cost_results: dict[str, list[tuple[WrkResult, dict[str, Any]]]] = {}  # path -> one run per round
@@ -419,10 +422,10 @@ class SocialBench(Bench):
 
         try:
             with psycopg.connect(db_url, autocommit=True) as conn:
-                have = conn.execute("SELECT COUNT(*) FROM social_log").fetchone()[0]
-                users = conn.execute(
-                    "SELECT COUNT(*) FROM logsvc_user WHERE email LIKE %s", [f"%@{SEED_EMAIL_DOMAIN}"]
-                ).fetchone()[0]
+                have = first_value(conn.execute("SELECT COUNT(*) FROM social_log"))
+                users = first_value(
+                    conn.execute("SELECT COUNT(*) FROM logsvc_user WHERE email LIKE %s", [f"%@{SEED_EMAIL_DOMAIN}"])
+                )
                 counted = conn.execute("SELECT value FROM social_counter WHERE kind = 'logs' AND key = 0").fetchone()
         except psycopg.Error:
             return False
@@ -466,7 +469,7 @@ class SocialBench(Bench):
         import psycopg
 
         self.pg = psycopg.connect(server, autocommit=True)
-        show = {k: self.pg.execute(f"SHOW {k}").fetchone()[0] for k in ("server_version", "shared_buffers")}
+        show = {k: first_value(self.pg.execute(f"SHOW {k}")) for k in ("server_version", "shared_buffers")}
         self.env_lines["PostgreSQL"] = f"{show['server_version']}, shared_buffers {show['shared_buffers']}"
         self.scripts = {
             role: write_lua(f"get_social_{role}", "GET", {"Authorization": f"Bearer {self.token}-{role}"})
@@ -550,7 +553,7 @@ class SocialBench(Bench):
         )
         return info
 
-    def preflight(self, size: Size) -> None:
+    def preflight_pages(self, size: Size) -> None:
         """Both pages of every endpoint answer 200 with a full page over HTTP, or the numbers mean nothing. Also
         notes each page's size in bytes (the body wrk fetches) and, for activity, how many items carry a log, so the
         report shows whether the two sizes serve comparable pages."""
@@ -580,7 +583,7 @@ class SocialBench(Bench):
         args = self.args
         for size in self.sizes:
             size.gunicorn.start()
-            self.preflight(size)
+            self.preflight_pages(size)
         if self.cost:
             self.preflight_cost()
         if not args.skip_ratios:
@@ -678,7 +681,7 @@ class SocialBench(Bench):
             )
 
         app, db, mean = medians(self.healthz_results)
-        rows = [("/healthz (same run, start and end of each round)", "", "", "", f"{app:.2f}", f"{db:.2f}",
+        rows: list[tuple[str, ...]] = [("/healthz (same run, start and end of each round)", "", "", "", f"{app:.2f}", f"{db:.2f}",
                  f"{mean:.2f}", "1.00", "", "")]  # fmt: skip
         for case in self.cost_cases:
             runs = self.cost_results.get(case.path)

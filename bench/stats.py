@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python bench/stats.py` puts bench/ first on the path, not the project
@@ -49,6 +50,19 @@ from bench.ingest import (  # after the path fix above
 TARGET = 1.5
 LAG_TARGET = 10.0
 RANGES = {"30 days": 30, "1 year": 365}
+
+
+def session_cookie(user: Any) -> str:
+    """A signed-in session of user's, as the Cookie header that sends it."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return f"sessionid={session.session_key}"
 
 
 class StatsBench:
@@ -108,15 +122,7 @@ class StatsBench:
         )  # fmt: skip
 
     def session_cookie(self) -> str:
-        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-        from django.contrib.sessions.backends.db import SessionStore
-
-        session = SessionStore()
-        session[SESSION_KEY] = str(self.user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = self.user.get_session_auth_hash()
-        session.create()
-        return f"sessionid={session.session_key}"
+        return session_cookie(self.user)
 
     def key_for(self, code: str) -> str:
         from analytics.models import Site
@@ -136,6 +142,7 @@ class StatsBench:
         return urls
 
     def check(self, url: str, headers: dict[str, str]) -> None:
+        assert self.gunicorn is not None  # setup() made it
         request = urllib.request.Request(self.gunicorn.base + url, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -151,6 +158,7 @@ class StatsBench:
     def measure(self) -> None:
         """Each URL on both sites in the same rounds, one after the other (their order turns each round), so a
         drift of the host (a checkpoint, another tenant) weighs on both sides of a round's ratio alike."""
+        assert self.gunicorn is not None  # setup() made it
         sizes = {"small": self.args.small, "large": self.args.large}
         cookie, keys = self.session_cookie(), {code: self.key_for(code) for code in sizes}
         urls = {code: self.urls(code) for code in sizes}
@@ -192,6 +200,7 @@ class StatsBench:
 
     def burst(self, hits: int) -> None:
         """hits to /api/v0/count in 500-hit batches from 4 threads; then how long until they are rolled up."""
+        assert self.gunicorn is not None  # setup() made it
         from django.db import connection
 
         from analytics.models import RollupState
@@ -217,6 +226,7 @@ class StatsBench:
             lock = threading.Lock()
 
             def send() -> None:
+                assert self.gunicorn is not None  # setup() made it
                 while True:
                     with lock:
                         if not pending:

@@ -19,7 +19,7 @@ def bench_insert(request: HttpRequest) -> HttpResponse:
     body = json.loads(request.body)
     now = timezone.now()
     event = Event.objects.create(
-        owner_id=settings.BENCH_OWNER_ID,
+        owner_id=settings.BENCH_OWNER_ID,  # type: ignore[misc]  # bench.settings has it; the plugin reads logsvc's
         client_id=body.get("id"),
         name=body["name"],
         trace_id=body.get("trace_id") or "",

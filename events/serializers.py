@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 def logster_text(max_length: int, **kwargs: Any) -> serializers.Field:
     """A Logster text field: a string, or a number read as its text (as Json.NET does; events.validation)."""
-    schema = {"anyOf": [{"type": "string", "maxLength": max_length}, {"type": "number"}]}
+    schema: dict[str, Any] = {"anyOf": [{"type": "string", "maxLength": max_length}, {"type": "number"}]}
     if kwargs.get("allow_null"):
         schema["nullable"] = True
     field_class = extend_schema_field(schema)(type("LogsterText", (serializers.CharField,), {}))
@@ -68,7 +68,7 @@ class EventInputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="ISO 8601, or 2021-07-04 13:34:56 (UTC); years 1000 to 9998. Null or absent: the time received.",
     )
-    data = serializers.JSONField(required=False, help_text="Any JSON.")
+    data = serializers.JSONField(required=False, help_text="Any JSON.")  # type: ignore[assignment]  # as below
 
 
 class EventSerializer(serializers.Serializer):
@@ -76,7 +76,7 @@ class EventSerializer(serializers.Serializer):
     name = serializers.CharField()
     trace_id = serializers.CharField()
     date = serializers.DateTimeField()
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # DRF's metaclass takes it off the class: .data stays
     url = serializers.URLField(help_text="The event's public Loggator address.")
 
 
@@ -91,5 +91,5 @@ class PublicEventSerializer(serializers.Serializer):
     name = serializers.CharField()
     trace_id = serializers.CharField()
     date = serializers.DateTimeField()
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]  # DRF's metaclass takes it off the class: .data stays
     created_at = serializers.DateTimeField()

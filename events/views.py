@@ -28,6 +28,7 @@ from events.serializers import (
     StoredLogMessageSerializer,
 )
 from events.validation import clean_event, clean_log_message, parse_timestamp
+from logsvc.auth import KeyRequest
 from logsvc.idempotency import idempotent
 from logsvc.middleware import CALLBACK_RE
 from logsvc.openapi import bounded, error_responses
@@ -140,7 +141,7 @@ class LogMessageListView(APIView):
         ],
         responses={200: LogMessageListSerializer, **LOGSTER_ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyRequest) -> Response:
         params = request.query_params
         messages = LogMessage.objects.owned_by(request.user).defer("search")
         if "severity" in params:
@@ -184,7 +185,7 @@ class LogMessageListView(APIView):
         responses={200: MessageIdSerializer, **LOGSTER_ERRORS},
     )
     @idempotent
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyRequest) -> Response:
         items = batch_items(request.data, "messages")
         batch = isinstance(request.data, list)
         cleaned = []
@@ -211,7 +212,7 @@ class LogMessageDetailView(APIView):
         summary="Read one of your log messages",
         responses={200: StoredLogMessageSerializer, **error_responses("logster", 401, 403, 404, 429)},
     )
-    def get(self, request: Request, message_id: int) -> Response:
+    def get(self, request: KeyRequest, message_id: int) -> Response:
         message = get_object_or_404(
             LogMessage.objects.owned_by(request.user).values(*LOG_MESSAGE_FIELDS), pk=message_id
         )
@@ -291,7 +292,7 @@ class EventListView(APIView):
         ],
         responses={200: EventListSerializer, **BYTELOG_ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: KeyRequest) -> Response:
         events = Event.objects.owned_by(request.user).filter(**date_filters(request))
         if name := request.query_params.get("name"):
             events = events.filter(name=name)
@@ -307,7 +308,7 @@ class EventListView(APIView):
         responses={201: OpenApiResponse(description="Stored; the body is empty."), **BYTELOG_POST_ERRORS},
     )
     @idempotent
-    def post(self, request: Request) -> Response:
+    def post(self, request: KeyRequest) -> Response:
         items = batch_items(request.data, "events")
         batch = isinstance(request.data, list)
         cleaned = []
@@ -338,7 +339,7 @@ class EventTraceView(APIView):
         ],
         responses={200: EventListSerializer, **BYTELOG_ERRORS},
     )
-    def get(self, request: Request, trace_id: str) -> Response:
+    def get(self, request: KeyRequest, trace_id: str) -> Response:
         events = Event.objects.owned_by(request.user).filter(trace_id=trace_id)
         limit = int_param(request, "limit", 1000, 1000)
         offset = int_param(request, "offset", 0, MAX_EVENT_OFFSET)

@@ -13,7 +13,7 @@ from logsvc.models import ApiKey, IdempotencyRecord, RateLimitCounter, User
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        *(BaseUserAdmin.fieldsets or ()),
         ("Profile", {"fields": ("bio", "url", "location", "avatar", "timezone")}),
     )
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "date_joined")

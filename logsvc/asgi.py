@@ -19,9 +19,9 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
 
 from asgiref.sync import sync_to_async
@@ -32,6 +32,11 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.request import HttpHeaders
 
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse
+
+    from logsvc.models import ApiKey
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "logsvc.settings")
 
 from django.core.wsgi import get_wsgi_application
@@ -40,7 +45,7 @@ django_wsgi = get_wsgi_application()
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 Handler = Callable[["AsgiRequest", Receive, Send], Awaitable[bool]]
 
 # The hot paths' few blocking lookups (a site not seen for 10 s, the day's salt, scheduling a rollup) run here,
@@ -119,11 +124,14 @@ class AsgiRequest(HttpRequest):
     """Just enough of a Django request for a hot path: META, GET, the Host checked against ALLOWED_HOSTS
     (get_host), the client address as DRF's throttles read it, and is_secure()."""
 
+    kwargs: dict[str, str]  # the hot path's named groups, set by application()
+    auth: ApiKey  # set by a hot path that checked a key, as DRF would have (analytics.pixel.post_count)
+
     def __init__(self, scope: Scope) -> None:
         # Not HttpRequest.__init__: its three empty QueryDicts cost more than the rest of a pixel's parsing.
         self.scope = scope
         self.resolver_match = None
-        self._stream = None
+        self._stream = None  # type: ignore[assignment]  # no stream: a hot path reads its body from receive()
         self.content_type = self.content_params = None
         self.method = scope["method"]
         self.path = self.path_info = scope["path"]
@@ -139,8 +147,8 @@ class AsgiRequest(HttpRequest):
             text = value.decode("latin-1")
             meta[key] = f"{meta[key]},{text}" if key in meta else text
         self.META = meta
-        self.headers = Headers(meta)  # type: ignore[misc,assignment]
-        self.GET = parse_query(query)
+        self.headers = Headers(meta)  # type: ignore[assignment]
+        self.GET = parse_query(query)  # type: ignore[assignment]  # a plain dict: cheaper than a QueryDict
         self.body_messages: list[dict[str, Any]] | None = None  # what a hot path read of the body
 
     def _get_scheme(self) -> str:
@@ -292,7 +300,8 @@ def _run_django(environ: dict[str, Any], send: Send, loop: asyncio.AbstractEvent
         head["status"] = int(status.split(" ", 1)[0])
         head["headers"] = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
-    result = django_wsgi(environ, start_response)
+    # Django never calls the write() a WSGI start_response returns
+    result = django_wsgi(environ, cast("StartResponse", start_response))
     try:
         started = False
         for chunk in result:

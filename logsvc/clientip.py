@@ -17,7 +17,7 @@ IPV6_PREFIX = 64
 
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address as our proxies (or the socket) report it; None when it is no IP address."""
-    ident = BaseThrottle().get_ident(request)
+    ident = BaseThrottle().get_ident(request)  # type: ignore[arg-type]  # DRF reads only META, which both have
     try:
         return str(ipaddress.ip_address((ident or "").strip()))
     except ValueError:

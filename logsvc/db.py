@@ -27,10 +27,15 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(connection.connection)
+        # django-stubs declare ServerBindingCursor without psycopg's cursor base, and make_cursor() as taking a wrapper
+        cursor = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
     # as Django's own cursors: times in the connection's time zone when a test or a view changed it
     if connection.timezone != connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone:
         register_tzloader(connection.timezone, cursor)
-    wrapped = connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+    wrapped = (
+        connection.make_debug_cursor(cursor)  # type: ignore[arg-type]
+        if connection.queries_logged
+        else connection.make_cursor(cursor)  # type: ignore[arg-type]
+    )
     with wrapped:
         yield wrapped

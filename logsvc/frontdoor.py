@@ -99,4 +99,6 @@ def register(name: str, order: int, panel: Panel) -> None:
 
 
 def panels(request: HttpRequest) -> list[SafeString]:
-    return [panel(request, request.user) for _, panel in sorted(PANELS.values(), key=lambda item: item[0])]
+    user = request.user
+    assert isinstance(user, User)  # home() shows them to a signed-in user
+    return [panel(request, user) for _, panel in sorted(PANELS.values(), key=lambda item: item[0])]

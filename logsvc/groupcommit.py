@@ -40,9 +40,14 @@ def conninfo() -> dict[str, Any]:
     """psycopg.connect() keywords for the default database of the settings."""
     db = settings.DATABASES["default"]
     params: dict[str, Any] = {"dbname": db["NAME"], **db.get("OPTIONS", {})}
-    for key, name in (("USER", "user"), ("PASSWORD", "password"), ("HOST", "host"), ("PORT", "port")):
-        if db.get(key):
-            params[name] = db[key]
+    for name, value in (
+        ("user", db.get("USER")),
+        ("password", db.get("PASSWORD")),
+        ("host", db.get("HOST")),
+        ("port", db.get("PORT")),
+    ):
+        if value:
+            params[name] = value
     params.pop("pool", None)
     params.setdefault("connect_timeout", 5)
     params.setdefault("application_name", "logsvc-groupcommit")
@@ -73,6 +78,7 @@ class GroupCommit:
             self._bind(loop)
         future = loop.create_future()
         self._pending.append((item, future))
+        assert self._wakeup is not None  # _bind() made it
         self._wakeup.set()
         return await future
 
@@ -85,6 +91,7 @@ class GroupCommit:
         self._task = loop.create_task(self._run(), name=f"groupcommit-{self.name}")
 
     async def _run(self) -> None:
+        assert self._wakeup is not None  # _bind() made it before this task
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()

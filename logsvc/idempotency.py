@@ -14,11 +14,19 @@ from typing import Any
 from django.db import connection, transaction
 from django.http import HttpResponse
 from rest_framework import exceptions
-from rest_framework.request import Request
+from rest_framework.response import Response
 
+from logsvc.auth import AuthenticatedRequest
 from logsvc.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
+
+
+class RetriedResponse(Response):
+    """An answer kept for a retry with the same key although it isn't a 2xx: to a request that stored something
+    (GoatCounter's count: the valid hits stored, the others named in a 400)."""
+
+    keep_for_retries = True
 
 
 def _lock(owner_id: int, key: str) -> None:
@@ -31,7 +39,7 @@ def idempotent(handler: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     """Decorates an APIView method that writes in its own transaction and answers 2xx only once committed."""
 
     @functools.wraps(handler)
-    def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(view: Any, request: AuthenticatedRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return handler(view, request, *args, **kwargs)
@@ -55,9 +63,7 @@ def idempotent(handler: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
                 replay["Idempotent-Replayed"] = "true"
                 return replay
             response = handler(view, request, *args, **kwargs)
-            # keep_for_retries: an answer to a request that stored something although it isn't a 2xx
-            # (GoatCounter's count: the valid hits stored, the others named in a 400)
-            if 200 <= response.status_code < 300 or getattr(response, "keep_for_retries", False):
+            if 200 <= response.status_code < 300 or isinstance(response, RetriedResponse):
                 response = view.finalize_response(request, response, *args, **kwargs)
                 response.render()
                 IdempotencyRecord.objects.create(

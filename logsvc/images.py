@@ -47,7 +47,13 @@ REFUSED = "Upload a PNG, JPEG, WebP or GIF image."
 TOO_LARGE = f"The image is too large: at most {MAX_SOURCE_PIXELS:,} pixels."
 
 
-def reencode(upload: Any, max_side: int = AVATAR_MAX_SIDE, name: str | None = None) -> ContentFile:
+class ReencodedContent(ContentFile):
+    """An image reencode() made: saved as it is."""
+
+    reencoded = True
+
+
+def reencode(upload: Any, max_side: int = AVATAR_MAX_SIDE, name: str | None = None) -> ReencodedContent:
     """The image in upload (a file, named name or by its own name), drawn again as described above, named
     <name's stem>-<hash>.<its format's extension>; ValidationError when it is no such image."""
     upload.seek(0)
@@ -81,9 +87,7 @@ def reencode(upload: Any, max_side: int = AVATAR_MAX_SIDE, name: str | None = No
     data = out.getvalue()
     stem = PurePosixPath(name or getattr(upload, "name", "") or "").stem
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:40].strip("-_") or "image"  # a safe name, in a URL too
-    result = ContentFile(data, name=f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}.{extension}")
-    result.reencoded = True
-    return result
+    return ReencodedContent(data, name=f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}.{extension}")
 
 
 def _mode_for(image: Image.Image, fmt: str) -> Image.Image:
@@ -96,9 +100,12 @@ def _mode_for(image: Image.Image, fmt: str) -> Image.Image:
 
 
 class ReencodedImageFieldFile(ImageFieldFile):
+    field: ReencodedImageField
+
     def save(self, name: str, content: File, save: bool = True) -> None:
         if not getattr(content, "reencoded", False):
             content = reencode(content, self.field.max_side, name=name)
+        assert content.name is not None  # reencode() names what it makes; what it made was named
         super().save(content.name, content, save)
 
 
@@ -119,7 +126,8 @@ class ReencodedImageField(models.ImageField):
     def formfield(self, **kwargs: Any) -> Any:
         return super().formfield(**{"form_class": ReencodedImageFormField, "max_side": self.max_side, **kwargs})
 
-    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:
+    # Django's ImageField takes **kwargs here, as the stubs' FileField does (it ignores the Field it overrides)
+    def contribute_to_class(self, cls: type[models.Model], name: str, **kwargs: Any) -> None:  # type: ignore[override]
         super().contribute_to_class(cls, name, **kwargs)
         if not cls._meta.abstract:
             pre_save.connect(self._remember_name, sender=cls, weak=False)

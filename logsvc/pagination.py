@@ -25,6 +25,8 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
 
     default_limit = 20
     max_limit = 100
+    limit: int  # our get_limit() and get_offset() always give one
+    offset: int
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.read_page_parameters(queryset, request, view)
@@ -37,7 +39,7 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         self.read_page_parameters(queryset, request, view)
         if not isinstance(queryset, QuerySet):
             return list(queryset[self.offset : self.offset + self.limit])
-        if not queryset._fields:
+        if not queryset._fields:  # type: ignore[attr-defined]  # private: what values() or values_list() chose
             queryset = queryset.values_list("pk", flat=True)
         sql, params = queryset[self.offset : self.offset + self.limit].query.sql_with_params()
         with prepared_cursor(queryset.db) as cursor:  # a page's SQL is the same for every request of its kind
@@ -87,7 +89,7 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
                 parameter["schema"] = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
         return parameters
 
-    def get_count(self, queryset: QuerySet[Any] | list[Any]) -> int:
+    def get_count(self, queryset: QuerySet[Any] | Sequence[Any]) -> int:
         counter = getattr(self.view, "get_count", None)
         if counter is not None:
             return counter(queryset)

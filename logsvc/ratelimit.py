@@ -98,7 +98,7 @@ class ScopedKeyThrottle(BaseThrottle):
         else:
             who = f"ip:{self.get_ident(request)}"
         self.usage = consume(f"{scope}:{who}", rate)
-        request._request.rate_limit = self.usage  # for RateLimitHeadersMiddleware
+        request._request.rate_limit = self.usage  # type: ignore[attr-defined]  # ours, for RateLimitHeadersMiddleware
         return self.usage.allowed
 
     def wait(self) -> float | None:

@@ -68,7 +68,11 @@ class SignInAttempts(AxesDatabaseHandler):
         """Seconds until every lock on this request's account and address has lifted (at least 1)."""
         cool_off = get_cool_off(request) or timedelta(0)
         now = timezone.now()
-        ends = [last + cool_off for failures, last, limit in self._counts(request, credentials) if failures >= limit]
+        ends = [
+            last + cool_off
+            for failures, last, limit in self._counts(request, credentials)
+            if failures >= limit and last is not None
+        ]
         return max(1, math.ceil(max((end - now).total_seconds() for end in ends))) if ends else 1
 
 
@@ -133,6 +137,6 @@ def client_authentication_failed(request: HttpRequest, client_id: str | None) ->
     credentials = _client_credentials(client_id)
     AxesProxyHandler.user_login_failed(sender=client_authentication_failed, credentials=credentials, request=request)
     if getattr(request, "axes_locked_out", False):
-        request.axes_locked_out = False  # the caller answers in its own (OAuth) terms, not AxesMiddleware
+        request.axes_locked_out = False  # type: ignore[attr-defined]  # axes' own attribute; the caller answers in its own (OAuth) terms, not AxesMiddleware
         return _retry_after(request, credentials)
     return None

@@ -27,7 +27,7 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
         try:
             return super().url(name, force)
         except ValueError:
-            if not finders.find(name):
+            if name is None or not finders.find(name):
                 raise  # no such file at all: WhiteNoise asks for such names at start-up, and expects this
             logger.warning("%s is not in %s: run `manage.py collectstatic`", name, self.location)
             self.uncollected.add(name)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
+from typing import Any, cast
 from urllib.parse import unquote_plus, urlsplit
 
 from django import forms
@@ -46,7 +48,10 @@ TOKEN_MODELS = (AccessToken, Application, User)
 
 
 def _columns(model: type[Model], alias: str) -> str:
-    return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in model._meta.concrete_fields)
+    # a concrete field has a column
+    return ", ".join(
+        f"{alias}.{connection.ops.quote_name(cast(str, field.column))}" for field in model._meta.concrete_fields
+    )
 
 
 TOKEN_SQL = (
@@ -64,7 +69,7 @@ def _instances(row: tuple, models: tuple[type[Model], ...]) -> list[Model | None
     start = 0
     for model in models:
         fields = model._meta.concrete_fields
-        values = row[start : start + len(fields)]
+        values: Sequence[Any] = row[start : start + len(fields)]
         start += len(fields)
         if values[0] is None:
             instances.append(None)
@@ -198,7 +203,7 @@ class ApplicationForm(forms.ModelForm):
     class Meta:
         model = Application
         fields = ["name", "client_type", "authorization_grant_type", "redirect_uris"]
-        widgets = {"redirect_uris": forms.Textarea(attrs={"rows": 3})}
+        widgets: dict[str, forms.Widget] = {"redirect_uris": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
             "redirect_uris": "One or more, separated by spaces or new lines; matched exactly. " + REDIRECT_URI_RULE,
         }
@@ -310,7 +315,8 @@ class ClientAuthenticationLimit:
         client_id = requested_client_id(request)
         if (wait := signin.client_locked_out(request, client_id)) is not None:
             return self.too_many_failures(wait)
-        response = super().post(request, *args, **kwargs)
+        # a mixin: the toolkit's TokenView or RevokeTokenView, after it, has post()
+        response = super().post(request, *args, **kwargs)  # type: ignore[misc]
         failed = response.status_code == 401 and b"invalid_client" in response.content
         if failed and (wait := signin.client_authentication_failed(request, client_id)) is not None:
             return self.too_many_failures(wait)

@@ -113,7 +113,7 @@ class CommentSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
     user = UserSerializer()
     content = serializers.CharField(help_text="Sanitised HTML rendered from the Markdown.")
-    source = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)  # type: ignore[assignment]  # as in LogSerializer
     tags = serializers.ListField(child=serializers.CharField())
     mentions = serializers.ListField(child=serializers.CharField())
 
@@ -127,7 +127,8 @@ class LogSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     created = serializers.DateTimeField()
     user = UserSerializer()
-    source = serializers.CharField(allow_null=True, help_text="The OAuth app that posted it, or null.")
+    # DRF's metaclass takes declared fields off the class: Field.source, which the stubs see, is not overridden
+    source = serializers.CharField(allow_null=True, help_text="The OAuth app that posted it, or null.")  # type: ignore[assignment]
     content = serializers.CharField(help_text="Sanitised HTML rendered from the Markdown.")
     comments = CommentSerializer(
         many=True, help_text=f"The latest {COMMENTS_INLINE}, oldest first; all at /api/1/logs/<id>/comments/."

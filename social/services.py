@@ -40,7 +40,7 @@ def ensure_tags(names: Iterable[str]) -> tuple[list[Tag], int]:
         created = len(cursor.fetchall())
     # lower() in PostgreSQL, as the unique index has it, not Python's str.lower()
     lowered = RawSQL("SELECT lower(name) FROM unnest(%s::text[]) AS name", (written,))
-    tags = list(Tag.objects.alias(lower_name=Lower("name")).filter(lower_name__in=lowered))
+    tags: list[Tag] = list(Tag.objects.alias(lower_name=Lower("name")).filter(lower_name__in=lowered))
     return tags, created
 
 

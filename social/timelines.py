@@ -98,7 +98,13 @@ class HomeTimeline:
 
     def read(self, offset: int, limit: int) -> tuple[list[int], int, str, list[int]]:
         """(how many logs each author wrote, how many logs there are, the plan, the ids of the page)."""
-        params = {"me": self.user.pk, "end": offset + limit, "offset": offset, "limit": limit, "plan": self.force_plan}
+        params: dict[str, int | str] = {
+            "me": self.user.pk,
+            "end": offset + limit,
+            "offset": offset,
+            "limit": limit,
+            "plan": self.force_plan,
+        }
         with prepared_cursor() as cursor:
             cursor.execute(HOME_SQL, params)
             per_author, everyone, plan, ids = cursor.fetchone()

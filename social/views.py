@@ -18,6 +18,7 @@ from oauth2_provider.models import AccessToken
 from oauth2_provider.settings import oauth2_settings
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import BasePagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
@@ -25,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from logsvc.auth import AuthenticatedRequest
 from logsvc.models import User
 from logsvc.pagination import LimitOffsetPagination, PreparedIds
 from logsvc.parsers import FormParser, JSONParser
@@ -83,7 +85,8 @@ class HeaderOAuth2Authentication(OAuth2Authentication):
         core = oauthlib.common.Request(request.get_full_path().split("?", 1)[0], request.method, headers={})
         if oauth2_settings.OAUTH2_VALIDATOR_CLASS().validate_bearer_token(token, [], core):
             return core.user, core.access_token
-        request.oauth2_error = getattr(core, "oauth2_error", {})  # the WWW-Authenticate header's error
+        # the WWW-Authenticate header's error (the toolkit's authenticate_header() reads it)
+        request.oauth2_error = getattr(core, "oauth2_error", {})  # type: ignore[attr-defined]
         return None
 
 
@@ -115,7 +118,12 @@ def list_schema(serializer: type[serializers.Serializer], *statuses: int, public
     """A paged list's OpenAPI operation; public ones need no credentials."""
     # Stated either way: a subclass's schema merges into its parent's (HomeTimelineView is a LogListView).
     auth = [] if public else [{"oauth2": ["read"]}, {"cookieAuth": []}]
-    return extend_schema(tags=["littlelogs"], responses={200: serializer(many=True), **errors(*statuses)}, auth=auth)
+    # drf-spectacular types auth as names, but takes security requirement objects too (as here)
+    return extend_schema(
+        tags=["littlelogs"],
+        responses={200: serializer(many=True), **errors(*statuses)},
+        auth=auth,  # type: ignore[arg-type]
+    )
 
 
 class ScopeOrSession(permissions.BasePermission):
@@ -142,7 +150,8 @@ class LittlelogsView(APIView):
     permission_classes = [ScopeOrSession]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
-    pagination_class = LimitOffsetPagination
+    pagination_class: type[BasePagination] | None = LimitOffsetPagination
+    paginator: LimitOffsetPagination  # GenericAPIView's, for the views that page
 
     def get_throttles(self) -> list[Any]:
         return [] if self.request.method in permissions.SAFE_METHODS else super().get_throttles()
@@ -244,6 +253,7 @@ class HomeTimelineView(LogListView):
     """Your logs and those of everyone you follow, newest first."""
 
     public = False
+    request: AuthenticatedRequest
 
     def get_queryset(self) -> HomeTimeline:  # type: ignore[override]
         # the page asked for, read with the count (a 400 for a bad limit or offset, as the paginator says)
@@ -251,7 +261,7 @@ class HomeTimelineView(LogListView):
         limit = paginator.get_limit(self.request)
         return HomeTimeline(self.request.user, paginator.get_offset(self.request), limit)
 
-    def get_count(self, queryset: HomeTimeline) -> int:
+    def get_count(self, queryset: HomeTimeline) -> int:  # type: ignore[override]
         return queryset.count()
 
 
@@ -271,7 +281,8 @@ class UserLogListView(LogListView):
 def get_tag_id(name: str) -> int:
     # Lower(name) is what the unique index holds, so this is an index lookup
     tags = Tag.objects.alias(lower_name=Lower("name")).values_list("pk", flat=True)
-    return get_object_or_404(tags, lower_name=name.lower())
+    # django-stubs' get_object_or_404 takes querysets of models only; Django's, any queryset
+    return get_object_or_404(tags, lower_name=name.lower())  # type: ignore[type-var,return-value]
 
 
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
@@ -291,6 +302,7 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
     """Your notifications, newest first."""
 
     serializer_class = ActivitySerializer
+    request: AuthenticatedRequest
 
     def get_queryset(self) -> PreparedIds:  # type: ignore[override]
         return timelines.activity(self.request.user)
@@ -342,6 +354,7 @@ class LikeListView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
+        assert page is not None  # pagination_class pages
         return self.get_paginated_response([like_json(like) for like in page])
 
 
@@ -351,7 +364,7 @@ class LogCreateView(LittlelogsView, generics.GenericAPIView):
     @extend_schema(
         tags=["littlelogs"], request=ContentSerializer, responses={201: LogSerializer, **errors(400, 401, 403, 429)}
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         log = services.create_log(
@@ -394,7 +407,7 @@ class CommentCreateView(LittlelogsView, generics.GenericAPIView):
         request=ContentSerializer,
         responses={201: LogSerializer, **errors(400, 401, 403, 404, 429)},
     )
-    def post(self, request: Request, log_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, log_id: int) -> Response:
         log = get_log(log_id)
         serializer = ContentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -420,7 +433,7 @@ class CommentDeleteView(LittlelogsView):
 
 class LikeView(LittlelogsView):
     @extend_schema(tags=["littlelogs"], request=None, responses={201: LogSerializer, **errors(401, 403, 404, 429)})
-    def post(self, request: Request, log_id: int) -> Response:
+    def post(self, request: AuthenticatedRequest, log_id: int) -> Response:
         log = get_log(log_id)
         services.like_log(log=log, user=request.user)
         return log_response(request, log.pk, status.HTTP_201_CREATED)
@@ -428,7 +441,7 @@ class LikeView(LittlelogsView):
 
 class UnlikeView(LittlelogsView):
     @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404, 429)})
-    def delete(self, request: Request, log_id: int) -> Response:
+    def delete(self, request: AuthenticatedRequest, log_id: int) -> Response:
         services.unlike_log(log=get_log(log_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -442,7 +455,7 @@ class SelfView(LittlelogsView, generics.GenericAPIView):
     serializer_class = ProfileSerializer
 
     @extend_schema(tags=["littlelogs"], responses={200: UserSerializer, **errors(401, 403)})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(user_json(request.user, request))
 
     @extend_schema(
@@ -480,6 +493,7 @@ class FollowedByView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
+        assert page is not None  # pagination_class pages
         return self.get_paginated_response([user_json(self.people(follow), request) for follow in page])
 
 
@@ -501,14 +515,14 @@ class FollowView(LittlelogsView):
         request=None,
         responses={201: OpenApiResponse(description="No body."), **errors(400, 401, 403, 404, 429)},
     )
-    def post(self, request: Request, username: str) -> Response:
+    def post(self, request: AuthenticatedRequest, username: str) -> Response:
         services.follow(follower=request.user, followee=get_object_or_404(User, username=username))
         return Response(status=status.HTTP_201_CREATED)
 
 
 class UnfollowView(LittlelogsView):
     @extend_schema(tags=["littlelogs"], responses={204: None, **errors(401, 403, 404, 429)})
-    def delete(self, request: Request, username: str) -> Response:
+    def delete(self, request: AuthenticatedRequest, username: str) -> Response:
         services.unfollow(follower=request.user, followee=get_object_or_404(User, username=username))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -531,6 +545,7 @@ class TagListView(LittlelogsView, generics.ListAPIView):
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
+        assert page is not None  # pagination_class pages
         return self.get_paginated_response([tag_json(tag) for tag in page])
 
 

@@ -83,9 +83,15 @@ def expected(site: Site, start: date, end: date) -> dict:
     return {"visitors": hits.filter(first_visit=True).count(), "pageviews": hits.count(), "hits": hits}
 
 
+def search(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    found = re.search(pattern, text, flags)
+    assert found is not None, pattern
+    return found
+
+
 def shown_totals(html: str) -> tuple[int, int]:
-    visitors = re.search(r'id="total-visitors">([\d,]+)<', html).group(1)
-    pageviews = re.search(r'id="total-pageviews">([\d,]+)<', html).group(1)
+    visitors = search(r'id="total-visitors">([\d,]+)<', html).group(1)
+    pageviews = search(r'id="total-pageviews">([\d,]+)<', html).group(1)
     return int(visitors.replace(",", "")), int(pageviews.replace(",", ""))
 
 
@@ -93,16 +99,16 @@ def shown_paths(html: str) -> dict[str, tuple[int, int]]:
     """path -> (visitors, pageviews) as the top pages table shows them."""
     rows = {}
     for row in re.findall(r'<tr class="path-row">(.*?)</tr>', html, re.DOTALL):
-        name = unescape(re.search(r'class="path-name">(.*?)</span>', row).group(1))
-        visitors = re.search(r'path-visitors">([\d,]+)<', row).group(1).replace(",", "")
-        pageviews = re.search(r'path-pageviews">([\d,]+)<', row).group(1).replace(",", "")
+        name = unescape(search(r'class="path-name">(.*?)</span>', row).group(1))
+        visitors = search(r'path-visitors">([\d,]+)<', row).group(1).replace(",", "")
+        pageviews = search(r'path-pageviews">([\d,]+)<', row).group(1).replace(",", "")
         rows[name] = (int(visitors), int(pageviews))
     return rows
 
 
 def shown_list(html: str, title: str) -> dict[str, int]:
     """name -> visitors in one of the smaller top lists (Referrers, Browsers, ...)."""
-    section = re.search(rf'data-list="{title}".*?</section>', html, re.DOTALL).group(0)
+    section = search(rf'data-list="{title}".*?</section>', html, re.DOTALL).group(0)
     return {
         unescape(name): int(count.replace(",", ""))
         for name, count in re.findall(r'row-name">(.*?)</span><span class="num row-visitors">([\d,]+)<', section)

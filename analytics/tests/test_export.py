@@ -571,13 +571,12 @@ def db_url() -> str:
 
 def advisory_lock_held(export_id: int) -> bool:
     with psycopg.connect(db_url(), autocommit=True) as conn:
-        return (
-            conn.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND granted",
-                [LOCK_NAMESPACE, export_id],
-            ).fetchone()[0]
-            > 0
-        )
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND granted",
+            [LOCK_NAMESPACE, export_id],
+        ).fetchone()
+        assert row is not None
+        return row[0] > 0
 
 
 def wait_for(condition, timeout: float = 10.0) -> None:

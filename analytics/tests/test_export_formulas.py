@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from django.db import transaction
+from django.http import FileResponse
 from django.test import Client
 
 from analytics import sites
@@ -50,7 +51,7 @@ def exported_rows(alice) -> list[dict[str, str]]:
     export_id = client.post("/api/v0/export", format="json").json()["id"]
     run_export.call(export_id)
     r = client.get(f"/api/v0/export/{export_id}/download")
-    assert r.status_code == 200
+    assert r.status_code == 200 and isinstance(r, FileResponse)
     text = gzip.decompress(b"".join(r.streaming_content)).decode()
     return list(csv.DictReader(io.StringIO(text)))
 

@@ -150,7 +150,9 @@ def call(client: APIClient, method: str, url: str, body: Any = None):
 
 
 def first_path(site: Site) -> int:
-    return HitPath.objects.filter(site=site, event=False).order_by("id").first().pk
+    path = HitPath.objects.filter(site=site, event=False).order_by("id").first()
+    assert path is not None
+    return path.pk
 
 
 STATS = ["/api/v0/stats/total", "/api/v0/stats/hits", "/api/v0/stats/browsers", "/api/v0/stats/toprefs"]

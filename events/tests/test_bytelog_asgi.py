@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from typing import Any
 
 import orjson
 import pytest
@@ -75,7 +76,9 @@ def stored() -> list[tuple]:
 
 
 def django_answer(body: bytes, headers: dict[str, str], path: str = URL):
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+    meta: dict[str, Any] = {
+        f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"
+    }
     return APIClient().post(path, body, content_type=headers.get("Content-Type", "application/json"), **meta)
 
 

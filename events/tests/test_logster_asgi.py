@@ -3,6 +3,8 @@ answered with its MessageId; every other request is Django's. Each answer is com
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from django.utils import timezone
@@ -25,7 +27,9 @@ def stored() -> list[tuple]:
 
 
 def django_answer(body: bytes, headers: dict[str, str]):
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+    meta: dict[str, Any] = {
+        f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"
+    }
     return APIClient().post(URL, body, content_type=headers.get("Content-Type", "application/json"), **meta)
 
 

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import schemathesis
+from schemathesis.auths import AuthProvider
 from schemathesis.wfc.escalation import EscalatingAuthProvider
 
 
@@ -45,7 +46,7 @@ def after_load_schema(context: Any, schema: Any) -> None:
     # [auth.wfc] with peers builds this same provider from fixed headers, which are the same for every operation.
     users = json.loads(os.environ["CONTRACT_CREDENTIALS"])
     names = list(users)
-    providers = [FamilyCredentials(users[name]) for name in names]
+    providers: list[AuthProvider[Any]] = [FamilyCredentials(users[name]) for name in names]
     schema.auth.providers.append(EscalatingAuthProvider(providers, names, peers=tuple(names), pinned=names[0]))
 
 

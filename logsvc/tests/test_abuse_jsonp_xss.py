@@ -11,6 +11,7 @@ import functools
 import json
 import re
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -70,7 +71,7 @@ def test_the_schema_lists_the_private_reads():
 @pytest.fixture
 def credentials(alice) -> dict[str, dict[str, str]]:
     key = make_key(alice)
-    token = token_client(alice)._credentials["HTTP_AUTHORIZATION"]
+    token = token_client(alice)._credentials["HTTP_AUTHORIZATION"]  # type: ignore[attr-defined]  # credentials()'s
     session = session_client(alice).cookies
     return {
         "session cookie": {"HTTP_COOKIE": session.output(header="", sep=";").strip()},
@@ -370,7 +371,7 @@ CHUNKS = [XSS_PAYLOADS[n : n + CHUNK] for n in range(0, len(XSS_PAYLOADS), CHUNK
 def counted_site(owner: User, n: int, payloads: list[str]) -> Site:
     """A site whose visitors sent these payloads as paths, titles, referrers and campaigns, through the API."""
     site = Site.objects.create(code=f"xss-{n}", owner=owner)
-    hits = []
+    hits: list[dict[str, Any]] = []
     for payload in payloads:
         hits.append({"path": payload, "title": payload, "ref": payload, "session": payload})
         hits.append({"path": payload, "event": True, "title": payload, "session": payload})

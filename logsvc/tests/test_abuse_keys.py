@@ -112,7 +112,7 @@ def assert_refused(r, family: str, status: int = 401) -> None:
     assert list(r.json()) == [envelope]
     if status == 401:
         assert r["WWW-Authenticate"] == 'Bearer realm="api"'
-    assert not model.objects.exists()
+    assert not model._default_manager.exists()
 
 
 @pytest.mark.parametrize("family", WRITES)
@@ -176,7 +176,8 @@ def test_a_key_in_the_query_string_is_not_accepted(alice, alice_key, blog, famil
 
 def oauth_token(user: User, defect: str) -> str:
     """A raw access token of user's with this defect."""
-    raw = token_client(user)._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    client = token_client(user)
+    raw = client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")  # type: ignore[attr-defined]  # credentials()'s
     token = AccessToken.objects.get(token_checksum=hashlib.sha256(raw.encode()).hexdigest())
     if defect == "revoked":
         token.revoke()

@@ -108,7 +108,7 @@ def counted(backend: str, scope: str) -> int:
     if backend == "postgres":
         return RateLimitCounter.objects.filter(key__startswith=f"{scope}:").aggregate(n=Sum("count"))["n"] or 0
     server = redis.Redis.from_url(REDIS_URL)
-    return sum(int(server.get(name)) for name in server.scan_iter(f"ratelimit:{scope}:*"))
+    return sum(int(server.get(name) or 0) for name in server.scan_iter(f"ratelimit:{scope}:*"))
 
 
 @pytest.mark.parametrize("scope", BURSTS)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 import time_machine
@@ -27,7 +28,7 @@ def basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-def post_message(client: APIClient, **headers: str):
+def post_message(client: APIClient, **headers: Any):
     return client.post(LOGSTER, {"Message": "Hello", "Severity": 2}, format="json", **headers)
 
 

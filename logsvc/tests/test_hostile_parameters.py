@@ -93,7 +93,7 @@ def fill(template: str, params: dict[str, Any], target: str | None = None, value
         name = match[1]
         if name == target:
             return quote(value, safe="")
-        schema = next((p.get("schema", {}) for p in params.get(name, [])), {})
+        schema: dict[str, Any] = next((p.get("schema", {}) for p in params.get(name, [])), {})
         return GOOD_PATH_VALUES.get(name, "1" if schema.get("type") == "integer" else "a" * 16)
 
     return re.sub(r"\{([^}]+)\}", segment, template)
@@ -114,7 +114,7 @@ def cases(schema: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, An
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
-            params = {}
+            params: dict[str, list[dict[str, Any]]] = {}
             for parameter in operation.get("parameters", []):
                 params.setdefault(parameter["name"], []).append(parameter)
             declared = [p for p in operation.get("parameters", []) if p["in"] in ("query", "path")]

@@ -6,6 +6,7 @@ import gzip
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -167,7 +168,7 @@ def test_it_accepts_another_body_once_the_key_expired(api_client, alice):
     assert sorted(alice.log_messages.values_list("message", flat=True)) == ["Disk full", "new"]
 
 
-def race(url: str, body: str, headers: dict[str, str], threads: int = 8) -> list[tuple[int, bytes]]:
+def race(url: str, body: str, headers: dict[str, Any], threads: int = 8) -> list[tuple[int, bytes]]:
     """POST the same request from several threads at once, through the whole stack."""
     barrier = threading.Barrier(threads)
     answers: list[tuple[int, bytes]] = []

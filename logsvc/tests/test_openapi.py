@@ -9,7 +9,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.db import DatabaseError
 
-ENDPOINTS = {
+ENDPOINTS: dict[str, dict[str, set[str]]] = {
     # path -> method -> the 4xx answers it must document
     "/api/Log": {"get": {"400", "401", "403", "429"}, "post": {"400", "401", "403", "411", "413", "415", "429"}},
     "/api/Log/{message_id}": {"get": {"401", "403", "404", "429"}},

@@ -35,6 +35,7 @@ def pages() -> dict[str, str]:
     tag = Tag.objects.annotate(n=Count("logs")).order_by("-n", "name").first()
     busiest = Log.objects.annotate(n=Count("comments")).order_by("-n", "id").first()
     liked = Log.objects.annotate(n=Count("likes")).order_by("-n", "id").first()
+    assert reader and tag and busiest and liked
     urls = {
         "public": "/api/1/timelines/public/",
         "logs": "/api/1/logs/",

@@ -68,6 +68,7 @@ def served(url: str):
 
 def stored(user: User) -> bytes:
     user.refresh_from_db()
+    assert user.avatar.name is not None
     with default_storage.open(user.avatar.name) as file:
         return file.read()
 

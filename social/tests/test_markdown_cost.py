@@ -34,7 +34,8 @@ def nested(open_: str, close: str, inner: str = "x", length: int = CONTENT_MAX_L
 
 
 def lines(make, length: int = CONTENT_MAX_LENGTH) -> str:
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while sum(map(len, out)) < length:
         out.append(make(i))
         i += 1

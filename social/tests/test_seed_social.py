@@ -6,7 +6,7 @@ import re
 
 import pytest
 from django.core.management import call_command
-from django.db.models import Count, F
+from django.db.models import Count, F, Model
 
 from logsvc.models import User
 from social.management.commands.seed_social import SEED_EMAIL_DOMAIN, counter_model
@@ -29,8 +29,18 @@ def seeded_users():
 
 
 def table_counts() -> dict[str, int]:
-    models = [Log, LogTag, Comment, Like, Follow, Activity, Tag, Log.mentions.through, Comment.mentions.through]
-    return {m._meta.db_table: m.objects.count() for m in models} | {"users": seeded_users().count()}
+    models: list[type[Model]] = [
+        Log,
+        LogTag,
+        Comment,
+        Like,
+        Follow,
+        Activity,
+        Tag,
+        Log.mentions.through,
+        Comment.mentions.through,
+    ]
+    return {m._meta.db_table: m._default_manager.count() for m in models} | {"users": seeded_users().count()}
 
 
 def test_row_counts(seeded):

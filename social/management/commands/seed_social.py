@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from html import escape
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.core.files.storage import default_storage
@@ -274,7 +274,8 @@ class Table:
             for f in model._meta.concrete_fields
             if f.column not in columns and getattr(f, "db_default", models.NOT_PROVIDED) is models.NOT_PROVIDED
         ]
-        return cls(model, columns, tuple(f.column for f in extras), tuple(f.get_default() for f in extras))
+        # a concrete field has a column
+        return cls(model, columns, tuple(cast(str, f.column) for f in extras), tuple(f.get_default() for f in extras))
 
     @property
     def name(self) -> str:
@@ -566,6 +567,7 @@ class Seeder:
                 when = min(now, when + timedelta(seconds=rng.expovariate(1 / 7_200)))
                 comment_id = self.take("comment")
                 text = rng.choice(COMMENT_TEXTS)
+                paragraph: list[tuple[str, str | None, str | None]]
                 if who != author and rng.random() < 0.2:
                     paragraph = [("{u} " + text, None, names[author])]
                     t["comment_mention"].rows.append((self.take("comment_mention"), comment_id, uid))
