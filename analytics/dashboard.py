@@ -332,8 +332,8 @@ def site_imports(request: HttpRequest, code: str) -> HttpResponse:
         upload = request.FILES.get("file")
         if upload is None:
             error = "Choose a GoatCounter CSV export (.csv or .csv.gz) to import."
-        elif upload.size > settings.IMPORT_MAX_BYTES:
-            error = f"The file is {upload.size / 1e6:,.0f} MB; the most this server takes is {settings.IMPORT_MAX_BYTES / 1e6:,.0f} MB."
+        elif (upload.size or 0) > settings.IMPORT_MAX_BYTES:
+            error = f"The file is {(upload.size or 0) / 1e6:,.0f} MB; the most this server takes is {settings.IMPORT_MAX_BYTES / 1e6:,.0f} MB."
         else:
             os.makedirs(settings.IMPORT_DIR, exist_ok=True)
             path = os.path.join(settings.IMPORT_DIR, f"{site.code}-{uuid.uuid4().hex}.upload")
@@ -341,7 +341,7 @@ def site_imports(request: HttpRequest, code: str) -> HttpResponse:
                 stored.writelines(upload.chunks())
             with transaction.atomic():  # the job commits with its import, or neither
                 job = Import.objects.create(
-                    site=site, name=(upload.name or "upload")[:255], file=path, size=upload.size
+                    site=site, name=(upload.name or "upload")[:255], file=path, size=upload.size or 0
                 )
                 run_import.enqueue(job.pk)
             return redirect("dashboard-import", code=site.code, import_id=job.pk)

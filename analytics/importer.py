@@ -73,8 +73,8 @@ FIELD_PATTERNS = {
     "date": ".+?",
     "time": ".+?",
 }
-EXCLUDE_FIELDS = ("host", "remote_addr", "method", "status", "http", "path", "query", "referrer", "user_agent")
-EXCLUDE_FIELDS += ("content_type",)
+EXCLUDE_FIELDS: tuple[str, ...] = ("host", "remote_addr", "method", "status", "http", "path", "query", "referrer")
+EXCLUDE_FIELDS += ("user_agent", "content_type")
 DEFAULT_EXCLUDES = ["static", "redirect"]
 STATIC = [
     r"path:re:.*\.(:?js|css|gif|jpe?g|png|svg|ico|web[mp]|mp[34])$",
@@ -158,13 +158,21 @@ def parse_excludes(patterns: list[str] | None) -> list[Exclude]:
                 match = re.compile(rest[3:]).search
             except re.error as error:
                 raise ImportError_(f"--exclude {pattern!r}: {error}") from None
-            excludes.append(Exclude(name, lambda value, search=match: search(value) is not None, negate))
+            excludes.append(Exclude(name, functools.partial(_searches, match), negate))
         elif rest.startswith("glob:"):
             regex = re.compile("|".join(_glob_regex(alt) for alt in _braces(rest[5:])))
-            excludes.append(Exclude(name, lambda value, full=regex.fullmatch: full(value) is not None, negate))
+            excludes.append(Exclude(name, functools.partial(_searches, regex.fullmatch), negate))
         else:
-            excludes.append(Exclude(name, lambda value, part=rest: part in value, negate))
+            excludes.append(Exclude(name, functools.partial(_contains, rest), negate))
     return excludes
+
+
+def _searches(search: Callable[[str], re.Match[str] | None], value: str) -> bool:
+    return search(value) is not None
+
+
+def _contains(part: str, value: str) -> bool:
+    return part in value
 
 
 def _braces(pattern: str) -> list[str]:
@@ -185,7 +193,7 @@ def _glob_regex(pattern: str) -> str:
 
 def open_input(source: BinaryIO) -> tuple[io.TextIOWrapper, BinaryIO]:
     """source as text, gunzipped when it starts with gzip's magic; also the raw stream, whose tell() is progress."""
-    buffered = source if hasattr(source, "peek") else io.BufferedReader(source)  # type: ignore[arg-type]
+    buffered: Any = source if hasattr(source, "peek") else io.BufferedReader(source)
     stream: Any = gzip.GzipFile(fileobj=buffered) if buffered.peek(2)[:2] == b"\x1f\x8b" else buffered
     return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=""), buffered
 
@@ -345,9 +353,9 @@ def log_parser(fmt: str, datetime_layout: str = "") -> Callable[[str], dict[str,
             host, slash, path = rest.partition("/")
             entry["host"], entry["path"] = host, slash + path or "/"
         if "datetime" in entry:
-            entry["time"] = parse_time(entry.pop("datetime"))  # type: ignore[assignment]
+            entry["time"] = parse_time(entry.pop("datetime"))
         elif "date" in entry and "time" in entry:
-            entry["time"] = _iso_time(f"{entry.pop('date')}T{entry['time']}")  # type: ignore[assignment]
+            entry["time"] = _iso_time(f"{entry.pop('date')}T{entry['time']}")
         return entry
 
     parse.names = {*names, "host", "path"} if "url" in names else set(names)  # type: ignore[attr-defined]
@@ -382,7 +390,7 @@ def caddy_parser(line: str) -> dict[str, Any]:
         "user_agent": header("User-Agent"),
         "language": header("Accept-Language"),
         "content_type": header("Content-Type", data.get("resp_headers") or {}),
-        "time": created,  # type: ignore[dict-item]
+        "time": created,
     }
 
 

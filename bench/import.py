@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python bench/import.py` puts bench/ first on the path, not the project
 
-from bench.ingest import OUT, human, log, prepare_database  # after the path fix above
+from bench.ingest import OUT, first_value, human, log, prepare_database  # after the path fix above
 
 SMALL = 10_000
 RATE_TARGET = 0.5
@@ -142,10 +142,13 @@ def copy_ceiling(url: str, site_id: int, rows: int, batch: int) -> float:
 
     with psycopg.connect(url) as conn:
         path_ids = [
-            conn.execute(
-                f"INSERT INTO {PathModel._meta.db_table} (site_id, path, title, event) VALUES (%s, %s, '', false) RETURNING id",
-                [site_id, page],
-            ).fetchone()[0]
+            first_value(
+                conn.execute(
+                    f"INSERT INTO {PathModel._meta.db_table} (site_id, path, title, event) "
+                    "VALUES (%s, %s, '', false) RETURNING id",
+                    [site_id, page],
+                )
+            )
             for page in PAGES
         ]
         conn.commit()
