@@ -99,13 +99,22 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
 class PreparedIds:
     """The ids that a fixed statement selects, in its order, for paginate_ids to slice: a page is that statement
     with OFFSET and LIMIT, prepared. (Compiling the same page from an ORM queryset cost ~0.2 ms of CPU, more
-    than PostgreSQL took to run it.)"""
+    than PostgreSQL took to run it.) A page already read with its count (`read`: offset, limit, ids) is not
+    read again."""
 
-    def __init__(self, sql: str, params: Sequence[Any] = (), using: str = "default") -> None:
-        self.sql, self.params, self.using = sql, list(params), using
+    def __init__(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        using: str = "default",
+        read: tuple[int, int, list[int]] | None = None,
+    ) -> None:
+        self.sql, self.params, self.using, self.read = sql, list(params), using, read
 
     def __getitem__(self, page: slice) -> list[int]:
         offset = page.start or 0
+        if self.read is not None and self.read[:2] == (offset, page.stop - offset):
+            return self.read[2]
         with prepared_cursor(self.using) as cursor:
             cursor.execute(f"{self.sql} OFFSET %s LIMIT %s", [*self.params, offset, page.stop - offset])
             return [row[0] for row in cursor.fetchall()]

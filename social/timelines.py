@@ -15,6 +15,7 @@ PostgreSQL cannot weigh these itself: it does not know how many logs the followe
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from logsvc.db import prepared_cursor
 from logsvc.models import User
@@ -25,48 +26,64 @@ COUNTERS = Counter._meta.db_table
 NEWEST_FIRST = "ORDER BY created DESC, id DESC"
 
 
-def all_logs() -> PreparedIds:
-    return PreparedIds(f"SELECT id FROM {Log._meta.db_table} {NEWEST_FIRST}")
+# A list's count and the page asked for come in one statement: a round trip is ~0.1 ms of CPU on each side.
+LOGS_IDS = f"SELECT id FROM {Log._meta.db_table} {{where}}{NEWEST_FIRST}"
+PAGE = "ARRAY({ids} OFFSET %s LIMIT %s)"
 
 
-def activity(user: User) -> PreparedIds:
-    return PreparedIds(f"SELECT id FROM {Activity._meta.db_table} WHERE recipient_id = %s {NEWEST_FIRST}", [user.pk])
+def _counter(kind: Counter.Kind, key: str) -> str:
+    return f"(SELECT value FROM {COUNTERS} WHERE kind = '{kind.value}' AND key = {key})"
 
 
-def _find(sql: str, name: str) -> tuple[int, int] | None:
-    """(id, its count) of the one row sql finds by name; None when there is none."""
+def _read(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [name])
-        row = cursor.fetchone()
-    return None if row is None else (row[0], row[1] or 0)
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
-def user_logs(username: str) -> tuple[PreparedIds, int] | None:
-    """An author's logs and how many there are; None for no such user."""
-    found = _find(
-        f"SELECT u.id, (SELECT value FROM {COUNTERS} WHERE kind = '{Counter.Kind.USER_LOGS.value}' AND key = u.id) "
-        f"FROM {User._meta.db_table} u WHERE u.username = %s",
-        username,
+def _listed(ids: str, key: Any, count: int | None, offset: int, limit: int, page: list[int]) -> tuple[PreparedIds, int]:
+    return PreparedIds(ids, [key] if key is not None else [], read=(offset, limit, page)), count or 0
+
+
+def all_logs(offset: int, limit: int) -> tuple[PreparedIds, int]:
+    """Every log, newest first, and how many there are."""
+    ids = LOGS_IDS.format(where="")
+    row = _read(f"SELECT {_counter(Counter.Kind.LOGS, '0')}, {PAGE.format(ids=ids)}", [offset, limit])
+    assert row is not None  # one row, always
+    return _listed(ids, None, row[0], offset, limit, row[1])
+
+
+def activity(user: User, offset: int, limit: int) -> tuple[PreparedIds, int]:
+    """A user's notifications, newest first, and how many there are."""
+    ids = f"SELECT id FROM {Activity._meta.db_table} WHERE recipient_id = %s {NEWEST_FIRST}"
+    row = _read(
+        f"SELECT {_counter(Counter.Kind.ACTIVITY, '%s')}, {PAGE.format(ids=ids)}", [user.pk, user.pk, offset, limit]
     )
-    if found is None:
-        return None
-    author, count = found
-    return PreparedIds(f"SELECT id FROM {Log._meta.db_table} WHERE user_id = %s {NEWEST_FIRST}", [author]), count
+    assert row is not None
+    return _listed(ids, user.pk, row[0], offset, limit, row[1])
 
 
-def tag_logs(name: str) -> tuple[PreparedIds, int] | None:
+def user_logs(username: str, offset: int, limit: int) -> tuple[PreparedIds, int] | None:
+    """An author's logs and how many there are; None for no such user."""
+    ids = LOGS_IDS.format(where="WHERE user_id = %s ")
+    row = _read(
+        f"SELECT u.id, {_counter(Counter.Kind.USER_LOGS, 'u.id')}, "
+        f"{PAGE.format(ids=ids.replace('%s', 'u.id'))} FROM {User._meta.db_table} u WHERE u.username = %s",
+        [offset, limit, username],
+    )
+    return None if row is None else _listed(ids, row[0], row[1], offset, limit, row[2])
+
+
+def tag_logs(name: str, offset: int, limit: int) -> tuple[PreparedIds, int] | None:
     """A tag's logs (any case of its name) and how many there are; None for no such tag. LogTag holds each log's
     time: the page is a range of the (tag, -created, -log) index."""
-    found = _find(
-        f"SELECT t.id, (SELECT value FROM {COUNTERS} WHERE kind = '{Counter.Kind.TAG_LOGS.value}' AND key = t.id) "
-        f"FROM {Tag._meta.db_table} t WHERE lower(t.name) = %s",
-        name.lower(),  # lower(name) is what the unique index holds
+    ids = f"SELECT log_id FROM {LogTag._meta.db_table} WHERE tag_id = %s ORDER BY created DESC, log_id DESC"
+    row = _read(
+        f"SELECT t.id, {_counter(Counter.Kind.TAG_LOGS, 't.id')}, "
+        f"{PAGE.format(ids=ids.replace('%s', 't.id'))} FROM {Tag._meta.db_table} t WHERE lower(t.name) = %s",
+        [offset, limit, name.lower()],  # lower(name) is what the unique index holds
     )
-    if found is None:
-        return None
-    tag, count = found
-    table = LogTag._meta.db_table
-    return PreparedIds(f"SELECT log_id FROM {table} WHERE tag_id = %s ORDER BY created DESC, log_id DESC", [tag]), count
+    return None if row is None else _listed(ids, row[0], row[1], offset, limit, row[2])
 
 
 class HomeTimeline:

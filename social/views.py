@@ -156,6 +156,12 @@ class LittlelogsView(APIView):
     def get_throttles(self) -> list[Any]:
         return [] if self.request.method in permissions.SAFE_METHODS else super().get_throttles()
 
+    def window(self) -> tuple[int, int]:
+        """(offset, limit) of the page asked for, for a list that reads it with its count (a 400 for a bad limit
+        or offset, as the paginator says)."""
+        limit = self.paginator.get_limit(self.request)
+        return self.paginator.get_offset(self.request), limit
+
     def page_ids(self, queryset: Any) -> list[int]:
         """The ids of the requested page's rows (social.pages builds the rows)."""
         return self.paginator.paginate_ids(queryset, self.request, view=self)
@@ -239,10 +245,11 @@ class LogListView(LittlelogsView, generics.ListAPIView):
     serializer_class = LogSerializer
 
     def get_queryset(self) -> PreparedIds:  # type: ignore[override]
-        return timelines.all_logs()
+        logs, self.count = timelines.all_logs(*self.window())
+        return logs
 
     def get_count(self, queryset: PreparedIds) -> int:
-        return Counter.objects.value(Counter.Kind.LOGS)
+        return self.count
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.get_paginated_response(logs_json(self.page_ids(self.get_queryset()), request))
@@ -256,10 +263,7 @@ class HomeTimelineView(LogListView):
     request: AuthenticatedRequest
 
     def get_queryset(self) -> HomeTimeline:  # type: ignore[override]
-        # the page asked for, read with the count (a 400 for a bad limit or offset, as the paginator says)
-        paginator = self.paginator
-        limit = paginator.get_limit(self.request)
-        return HomeTimeline(self.request.user, paginator.get_offset(self.request), limit)
+        return HomeTimeline(self.request.user, *self.window())
 
     def get_count(self, queryset: HomeTimeline) -> int:  # type: ignore[override]
         return queryset.count()
@@ -269,7 +273,7 @@ class HomeTimelineView(LogListView):
 class UserLogListView(LogListView):
     def get_queryset(self) -> PreparedIds:  # type: ignore[override]
         # the author's id and count only: the page's users are read with the page
-        if (found := timelines.user_logs(self.kwargs["username"])) is None:
+        if (found := timelines.user_logs(self.kwargs["username"], *self.window())) is None:
             raise Http404("No User matches the given query.")
         logs, self.count = found
         return logs
@@ -288,7 +292,7 @@ def get_tag_id(name: str) -> int:
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
 class TagLogListView(LogListView):
     def get_queryset(self) -> PreparedIds:  # type: ignore[override]
-        if (found := timelines.tag_logs(self.kwargs["tag"])) is None:
+        if (found := timelines.tag_logs(self.kwargs["tag"], *self.window())) is None:
             raise Http404("No Tag matches the given query.")
         logs, self.count = found
         return logs
@@ -305,10 +309,11 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
     request: AuthenticatedRequest
 
     def get_queryset(self) -> PreparedIds:  # type: ignore[override]
-        return timelines.activity(self.request.user)
+        notifications, self.count = timelines.activity(self.request.user, *self.window())
+        return notifications
 
     def get_count(self, queryset: PreparedIds) -> int:
-        return Counter.objects.value(Counter.Kind.ACTIVITY, self.request.user.pk)
+        return self.count
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.get_paginated_response(activity_json(self.page_ids(self.get_queryset()), request))
