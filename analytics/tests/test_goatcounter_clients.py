@@ -68,7 +68,8 @@ def test_goatpie_exports_the_hits_and_shows_them(live, tmp_path):
 
 def test_the_mcp_servers_client_reads_the_user_sites_paths_and_stats(live, alice):
     base_url, key = live
-    day = str(NOW.date() - timedelta(days=1))
+    # the two days of the hits, named: the default end is today, which is another day once midnight has passed
+    day, today = str(NOW.date() - timedelta(days=1)), str(NOW.date())
     first_path = HitPath.objects.order_by("id").first().pk
 
     async def ask() -> dict:
@@ -79,11 +80,11 @@ def test_the_mcp_servers_client_reads_the_user_sites_paths_and_stats(live, alice
                 "sites": await client.list_sites(),
                 "paths": await client.list_paths(limit=1),  # sends Limit=1, as GoatCounter's Go name
                 "next": await client.list_paths(limit=1, after=first_path),
-                "total": await client.get_stats_total(start=day),
-                "hits": await client.get_stats_hits(start=day, daily=True),
-                "browsers": await client.get_stats_browsers(start=day),
-                "systems": await client.get_stats_systems(start=day),
-                "refs": await client.get_stats_refs(start=day),
+                "total": await client.get_stats_total(start=day, end=today),
+                "hits": await client.get_stats_hits(start=day, end=today, daily=True),
+                "browsers": await client.get_stats_browsers(start=day, end=today),
+                "systems": await client.get_stats_systems(start=day, end=today),
+                "refs": await client.get_stats_refs(start=day, end=today),
             }
         finally:
             await client.close()
