@@ -41,8 +41,11 @@ def _read(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
         return cursor.fetchone()
 
 
-def _listed(ids: str, key: Any, count: int | None, offset: int, limit: int, page: list[int]) -> tuple[PreparedIds, int]:
-    return PreparedIds(ids, [key] if key is not None else [], read=(offset, limit, page)), count or 0
+def _listed(
+    ids: str, params: list[Any], count: int | None, offset: int, limit: int, page: list[int]
+) -> tuple[PreparedIds, int]:
+    """The list, its page read with its count (None: no counter yet, so none)."""
+    return PreparedIds(ids, params, read=(offset, limit, page)), count or 0
 
 
 def all_logs(offset: int, limit: int) -> tuple[PreparedIds, int]:
@@ -50,7 +53,7 @@ def all_logs(offset: int, limit: int) -> tuple[PreparedIds, int]:
     ids = LOGS_IDS.format(where="")
     row = _read(f"SELECT {_counter(Counter.Kind.LOGS, '0')}, {PAGE.format(ids=ids)}", [offset, limit])
     assert row is not None  # one row, always
-    return _listed(ids, None, row[0], offset, limit, row[1])
+    return _listed(ids, [], row[0], offset, limit, row[1])
 
 
 def activity(user: User, offset: int, limit: int) -> tuple[PreparedIds, int]:
@@ -60,7 +63,7 @@ def activity(user: User, offset: int, limit: int) -> tuple[PreparedIds, int]:
         f"SELECT {_counter(Counter.Kind.ACTIVITY, '%s')}, {PAGE.format(ids=ids)}", [user.pk, user.pk, offset, limit]
     )
     assert row is not None
-    return _listed(ids, user.pk, row[0], offset, limit, row[1])
+    return _listed(ids, [user.pk], row[0], offset, limit, row[1])
 
 
 def user_logs(username: str, offset: int, limit: int) -> tuple[PreparedIds, int] | None:
@@ -71,7 +74,7 @@ def user_logs(username: str, offset: int, limit: int) -> tuple[PreparedIds, int]
         f"{PAGE.format(ids=ids.replace('%s', 'u.id'))} FROM {User._meta.db_table} u WHERE u.username = %s",
         [offset, limit, username],
     )
-    return None if row is None else _listed(ids, row[0], row[1], offset, limit, row[2])
+    return None if row is None else _listed(ids, [row[0]], row[1], offset, limit, row[2])
 
 
 def tag_logs(name: str, offset: int, limit: int) -> tuple[PreparedIds, int] | None:
@@ -83,7 +86,7 @@ def tag_logs(name: str, offset: int, limit: int) -> tuple[PreparedIds, int] | No
         f"{PAGE.format(ids=ids.replace('%s', 't.id'))} FROM {Tag._meta.db_table} t WHERE lower(t.name) = %s",
         [offset, limit, name.lower()],  # lower(name) is what the unique index holds
     )
-    return None if row is None else _listed(ids, row[0], row[1], offset, limit, row[2])
+    return None if row is None else _listed(ids, [row[0]], row[1], offset, limit, row[2])
 
 
 class HomeTimeline:

@@ -282,13 +282,6 @@ class UserLogListView(LogListView):
         return self.count
 
 
-def get_tag_id(name: str) -> int:
-    # Lower(name) is what the unique index holds, so this is an index lookup
-    tags = Tag.objects.alias(lower_name=Lower("name")).values_list("pk", flat=True)
-    # django-stubs' get_object_or_404 takes querysets of models only; Django's, any queryset
-    return get_object_or_404(tags, lower_name=name.lower())  # type: ignore[type-var,return-value]
-
-
 @extend_schema_view(get=list_schema(LogSerializer, 404, public=True))
 class TagLogListView(LogListView):
     def get_queryset(self) -> PreparedIds:  # type: ignore[override]
