@@ -24,8 +24,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from analytics import stats
 from analytics.models import Import, PathDay, Site
-from analytics.sites import with_domains
+from analytics.serializers import HitsDeletionSerializer
+from analytics.sites import live, with_domains
 from analytics.tasks import reap_stale_imports, run_import
+from logsvc.deletion import request_deletion
+from logsvc.models import Deletion
 
 TOP = 10  # rows per top list
 CHART_HEIGHT = 100  # the chart's viewBox height; widths are one unit per day
@@ -65,7 +68,7 @@ def site_visitors(sites: list[Site], days: int = 7) -> dict[int, int]:
 
 def sites_panel(request: HttpRequest, user) -> SafeString:
     """The front door's panel (logsvc.frontdoor): the user's sites with their visitors of the last week."""
-    sites = list(with_domains(Site.objects.filter(owner=user)))
+    sites = list(with_domains(live(Site.objects.filter(owner=user))))
     visitors = site_visitors(sites)
     rows = [{"site": site, "visitors": number(visitors.get(site.pk, 0))} for site in sites]
     return render_to_string("analytics/_sites_panel.html", {"rows": rows, "user": user}, request=request)
@@ -239,7 +242,7 @@ def rows_of(items: list, name=lambda item: item.name) -> list[Row]:
 
 def site_for(request: HttpRequest, code: str) -> Site | HttpResponse:
     """The site if this request may read it; else a redirect to the login page, or a 404 that tells nothing."""
-    site = with_domains(Site.objects.filter(code=code)).first()
+    site = with_domains(live(Site.objects.filter(code=code))).first()
     if site is None:
         raise Http404("No such site")
     if site.public or (request.user.is_authenticated and site.owner_id == request.user.pk):
@@ -359,3 +362,26 @@ def site_import(request: HttpRequest, code: str, import_id: int) -> HttpResponse
     reap_stale_imports(site.pk)
     job = get_object_or_404(Import, site=site, pk=import_id)
     return render(request, "analytics/import.html", {"site": site, "job": job, "errors": job.errors.splitlines()})
+
+
+@require_http_methods(["GET", "POST"])
+def site_delete(request: HttpRequest, code: str) -> HttpResponse:
+    """The owner deletes the site's hits before a day, or the whole site (typing its code), in the background."""
+    site = owned_site(request, code)
+    if isinstance(site, HttpResponse):
+        return site
+    errors: dict[str, str] = {}
+    if request.method == "POST" and request.POST.get("what") == "site":
+        if request.POST.get("confirm", "") == site.code:
+            request_deletion(kind=Deletion.Kind.SITE, target=site.pk)
+            return render(request, "analytics/site_deleted.html", {"code": site.code})
+        errors["confirm"] = "That is not the site's code: nothing was deleted."
+    elif request.method == "POST":
+        form = HitsDeletionSerializer(data={"before": request.POST.get("before", "")})
+        if form.is_valid():
+            request_deletion(kind=Deletion.Kind.HITS, target=site.pk, before=form.validated_data["before"])
+            return redirect("dashboard-delete", code=site.code)
+        errors["before"] = "Choose a day from 1970 to today."
+    hits = Deletion.objects.filter(kind=Deletion.Kind.HITS, target=site.pk).first()
+    context = {"site": site, "errors": errors, "hits": hits, "today": today_of(site).isoformat()}
+    return render(request, "analytics/site_delete.html", context, status=400 if errors else 200)

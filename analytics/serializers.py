@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone as tz
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -245,3 +246,21 @@ class ExportSerializer(serializers.ModelSerializer):
             "created_at": rfc3339(export.created_at),
             "finished_at": rfc3339(export.finished_at),
         } | {name: value for name, value in optional.items() if value is not None}
+
+
+class SiteDeletionSerializer(serializers.Serializer):
+    confirm = serializers.CharField(max_length=50, help_text="The site's code: the site goes for good.")
+
+    def validate_confirm(self, value: str) -> str:
+        if value != self.context["site"].code:
+            raise serializers.ValidationError("Send the site's code to confirm that the site should go.")
+        return value
+
+
+class HitsDeletionSerializer(serializers.Serializer):
+    before = serializers.DateField(help_text="Hits before this day (YYYY-MM-DD, in the site's time zone) go.")
+
+    def validate_before(self, value: date) -> date:
+        if value.year < 1970 or value > tz.now().date() + timedelta(days=2):
+            raise serializers.ValidationError("A day from 1970 to today.")
+        return value

@@ -15,7 +15,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 
 from analytics.models import Domain, Site
-from logsvc.models import ApiKey
+from logsvc.models import ApiKey, Deletion
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -36,6 +36,14 @@ def request_host(request) -> str:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
+def live(queryset):
+    """The sites of queryset that are not being deleted (logsvc.deletion), alone or with their owner's account:
+    such a site counts nothing and answers nothing from the moment its deletion is asked for."""
+    site = Deletion.objects.filter(kind=Deletion.Kind.SITE, target=OuterRef("pk"))
+    account = Deletion.objects.filter(kind=Deletion.Kind.ACCOUNT, target=OuterRef("owner_id"))
+    return queryset.exclude(Exists(site)).exclude(Exists(account))
+
+
 def with_domains(queryset):
     return queryset.prefetch_related(Prefetch("domains", queryset=Domain.objects.order_by("domain")))
 
@@ -46,7 +54,7 @@ def key_sites(key: ApiKey) -> list[KeySite]:
     bound = Site.api_keys.through.objects.filter(site_id=OuterRef("pk"), apikey_id=key.pk)
     return list(
         with_domains(
-            Site.objects.filter(Q(api_keys=key) | Q(created_by_key=key)).distinct().annotate(bound=Exists(bound))
+            live(Site.objects.filter(Q(api_keys=key) | Q(created_by_key=key))).distinct().annotate(bound=Exists(bound))
         )
     )
 
@@ -56,7 +64,7 @@ def sites_of_key(key: ApiKey) -> Sequence[Site]:
     own = key_sites(key)
     if any(site.bound for site in own):
         return own
-    return list(with_domains(Site.objects.filter(owner_id=key.user_id)))
+    return list(with_domains(live(Site.objects.filter(owner_id=key.user_id))))
 
 
 def site_for_request(request: Request | AsgiRequest) -> Site:
@@ -68,7 +76,7 @@ def site_for_request(request: Request | AsgiRequest) -> Site:
     assert isinstance(key, ApiKey)
     own = key_sites(key)
     bound = [site for site in own if site.bound]
-    candidates = own if bound else list(with_domains(Site.objects.filter(owner_id=key.user_id)))
+    candidates = own if bound else list(with_domains(live(Site.objects.filter(owner_id=key.user_id))))
     host = request_host(request)
     matches = [site for site in candidates if host in site_hosts(site)]
     if len(matches) == 1:
@@ -143,7 +151,7 @@ def site_for_pixel(*, host: str = "", code: str = "") -> Site | None:
         return site
     lookup = f"code:{code}" if code else f"host:{host}"
     now = time.monotonic()
-    sites = with_domains(Site.objects.all())
+    sites = with_domains(live(Site.objects.all()))
     site = (sites.filter(code=code) if code else sites.filter(domains__domain=host)).first()
     if site is not None:
         site.pixel_hosts = site_hosts(site)  # not again at each hit: building the related manager costs

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,7 +26,13 @@ from rest_framework.views import APIView
 from analytics import sites
 from analytics.models import Export, Site
 from analytics.rollups import schedule_roll_up
-from analytics.serializers import ExportSerializer, SiteSerializer, rfc3339
+from analytics.serializers import (
+    ExportSerializer,
+    HitsDeletionSerializer,
+    SiteDeletionSerializer,
+    SiteSerializer,
+    rfc3339,
+)
 from analytics.services import CleanHit, record_hits, record_one_hit, visitor_hash
 from analytics.tasks import reap_stale_exports, run_export
 from analytics.validation import (
@@ -40,8 +46,10 @@ from analytics.validation import (
 )
 from logsvc import ratelimit
 from logsvc.auth import ApiKeyAuthentication, KeyRequest
+from logsvc.deletion import DeletionStatusSerializer, request_deletion, resume_if_stalled
 from logsvc.fields import IPAddressDocField, SizeDocField
 from logsvc.idempotency import RetriedResponse, idempotent
+from logsvc.models import Deletion
 from logsvc.openapi import error_responses
 from logsvc.pagination import MAX_OFFSET
 
@@ -132,7 +140,7 @@ class SiteListView(GoatCounterView):
 
 
 class SiteDetailView(GoatCounterView):
-    required_scopes = {"GET": "sites", "PATCH": "sites", "POST": "sites"}
+    required_scopes = {"GET": "sites", "PATCH": "sites", "POST": "sites", "DELETE": "sites"}
 
     def get_site(self, request: KeyRequest, site_id: int) -> Site:
         for site in sites.sites_of_key(request.auth):
@@ -163,6 +171,61 @@ class SiteDetailView(GoatCounterView):
     )
     def post(self, request: KeyRequest, site_id: int) -> Response:
         return self.patch(request, site_id)
+
+    @extend_schema(
+        summary="Delete the site and everything of it (logsvc; GoatCounter's API has no such call)",
+        description="The site stops counting and answering at once; its hits, bot hits, stats, paths, exports and "
+        "their files go in the background, in batches. Asking again while that runs answers the same, without "
+        "starting anything. `confirm` (in the body, or the query) must be the site's code.",
+        request=SiteDeletionSerializer,
+        parameters=[OpenApiParameter("confirm", str, description="The site's code, as in the body.")],
+        responses={202: DeletionStatusSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
+    )
+    def delete(self, request: KeyRequest, site_id: int) -> Response:
+        # The site is out of every lookup once its deletion starts: asking again answers what runs.
+        under_way = Deletion.objects.filter(kind=Deletion.Kind.SITE, target=site_id).first()
+        if under_way is not None and Site.objects.filter(pk=site_id, owner_id=request.user.pk).exists():
+            resume_if_stalled(under_way)
+            return Response(under_way.as_json(), status=status.HTTP_202_ACCEPTED)
+        site = self.get_site(request, site_id)
+        serializer = SiteDeletionSerializer(data=deletion_data(request), context={"site": site})
+        serializer.is_valid(raise_exception=True)
+        deletion, _ = request_deletion(kind=Deletion.Kind.SITE, target=site.pk)
+        return Response(deletion.as_json(), status=status.HTTP_202_ACCEPTED)
+
+
+def deletion_data(request: Request) -> dict[str, Any]:
+    """A deletion's fields from the body (any case, as GoatCounter's decoder) or else the query (a DELETE's body is
+    dropped by some clients)."""
+    sent = go_json_keys(request.data, ["confirm", "before"]) if isinstance(request.data, dict) else {}
+    for name in ("confirm", "before"):
+        if name not in sent and name in request.query_params:
+            sent[name] = request.query_params[name]
+    return sent
+
+
+class SiteHitsView(SiteDetailView):
+    required_scopes = {"DELETE": "sites"}
+    http_method_names = ["delete", "options"]
+
+    @extend_schema(
+        summary="Delete the site's hits before a day (logsvc; GoatCounter's API has no such call)",
+        description="Hits and bot hits created before `before` (a day, midnight in the site's time zone) go in the "
+        "background, in batches, and the stats of those days with them (the month and hour that straddle the day "
+        "are recounted); exports made before are deleted. The site keeps counting. Asking again while it runs "
+        "answers the same, without starting anything.",
+        request=HitsDeletionSerializer,
+        parameters=[OpenApiParameter("before", OpenApiTypes.DATE, description="As in the body.")],
+        responses={202: DeletionStatusSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
+    )
+    def delete(self, request: KeyRequest, site_id: int) -> Response:
+        site = self.get_site(request, site_id)
+        serializer = HitsDeletionSerializer(data=deletion_data(request))
+        serializer.is_valid(raise_exception=True)
+        deletion, _ = request_deletion(
+            kind=Deletion.Kind.HITS, target=site.pk, before=serializer.validated_data["before"]
+        )
+        return Response(deletion.as_json(), status=status.HTTP_202_ACCEPTED)
 
 
 HIT_SCHEMA_FIELDS: dict[str, serializers.Field] = {

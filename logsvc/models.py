@@ -169,3 +169,44 @@ class RateLimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start}: {self.count}"
+
+
+class Deletion(models.Model):
+    """A deletion under way in the worker (logsvc.deletion): an account, a site, or a site's hits before a day.
+
+    One row per thing being deleted (the unique constraint), so a second request finds the first one's and starts
+    nothing; the row goes when the deletion is done, and with it the last trace of the account's or site's id.
+    """
+
+    class Kind(models.TextChoices):
+        ACCOUNT = "account"  # target: the user's id
+        SITE = "site"  # target: the site's id
+        HITS = "hits"  # target: the site's id; its hits before `before` (a day of the site's time zone)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.BigIntegerField()
+    before = models.DateField(null=True, blank=True)
+    requested_by = models.CharField(max_length=20, blank=True)  # "user", "admin": no name, it would outlive them
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    deleted = models.BigIntegerField(default=0, help_text="Rows deleted so far.")
+    task_id = models.CharField(max_length=64, blank=True, editable=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "target"], name="deletion_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target}"
+
+    def as_json(self) -> dict[str, Any]:
+        """What an API answers while it runs (202)."""
+        return {
+            "status": "deleting",
+            "kind": self.kind,
+            "id": self.target,
+            "before": self.before.isoformat() if self.before else None,
+            "requested_at": self.created.isoformat(),
+            "started_at": self.started.isoformat() if self.started else None,
+            "deleted_rows": self.deleted,
+        }

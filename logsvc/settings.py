@@ -264,6 +264,8 @@ RATE_LIMITS = {
 }
 
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)
+# Deleting an account or a site (logsvc.deletion): rows per short transaction in the worker.
+DELETION_BATCH = env_int("DELETION_BATCH", 10_000)
 
 # GoatCounter exports: written here by the worker, downloadable this long, then deleted (manage.py prune).
 EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))

@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("social.oauth")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/delete/", views.delete_account, name="account-delete"),
     # Last, so that no user's name can shadow a path above: /tag/<tag> and /<username>, littlelogs' own links
     path("", include("social.web_urls")),
 ]

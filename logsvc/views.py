@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, connection
@@ -9,13 +11,15 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 from drf_spectacular.views import SpectacularRedocView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from logsvc import frontdoor, health
+from logsvc.deletion import request_deletion
 from logsvc.images import CONTENT_TYPES
+from logsvc.models import Deletion
 
 
 @never_cache
@@ -39,6 +43,22 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         context["panels"] = frontdoor.panels(request)
     return render(request, "logsvc/home.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def delete_account(request: HttpRequest) -> HttpResponse:
+    """The signed-in user deletes their own account, once they have typed its username (DELETE /api/1/users/$self/
+    from a script)."""
+    context: dict[str, str] = {}
+    if request.method == "POST":
+        confirm = request.POST.get("confirm", "")[:200]
+        if confirm == request.user.get_username() and request.user.pk is not None:
+            request_deletion(kind=Deletion.Kind.ACCOUNT, target=request.user.pk)
+            logout(request)
+            return render(request, "logsvc/account_deleted.html")
+        context = {"confirm": confirm, "error": "That is not your username: nothing was deleted."}
+    return render(request, "logsvc/account_delete.html", context, status=400 if context else 200)
 
 
 @require_safe

@@ -6,7 +6,9 @@ class SocialConfig(AppConfig):
     verbose_name = "littlelogs"
 
     def ready(self) -> None:
-        from logsvc import frontdoor
+        from logsvc import deletion, frontdoor
+        from social.deletion import delete_account_content
         from social.web import littlelogs_panel
 
         frontdoor.register("littlelogs", 40, littlelogs_panel)
+        deletion.register("account", "littlelogs", delete_account_content)

@@ -71,6 +71,15 @@ class ContentSerializer(serializers.Serializer):
         return value
 
 
+class AccountDeletionSerializer(serializers.Serializer):
+    confirm = serializers.CharField(max_length=150, help_text="Your username, typed out: the account goes for good.")
+
+    def validate_confirm(self, value: str) -> str:
+        if value != self.context["user"].username:
+            raise serializers.ValidationError("Type your username exactly to confirm that the account should go.")
+        return value
+
+
 class ProfileSerializer(serializers.ModelSerializer):
     """What a user may change of their own profile (PATCH /users/$self/)."""
 

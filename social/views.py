@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import oauthlib.common
+from django.contrib.auth import logout
 from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import Lower
 from django.http import Http404
@@ -16,7 +17,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.models import AccessToken
 from oauth2_provider.settings import oauth2_settings
-from rest_framework import generics, permissions, serializers, status
+from rest_framework import exceptions, generics, permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import BasePagination
 from rest_framework.parsers import MultiPartParser
@@ -27,7 +28,8 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from logsvc.auth import AuthenticatedRequest
-from logsvc.models import User
+from logsvc.deletion import DeletionStatusSerializer, request_deletion
+from logsvc.models import Deletion, User
 from logsvc.pagination import LimitOffsetPagination, PreparedIds
 from logsvc.parsers import FormParser, JSONParser
 from logsvc.renderers import JSONRenderer
@@ -36,6 +38,7 @@ from social.models import Comment, Counter, Follow, Like, Log, LogTag, Tag
 from social.pages import activity_json, comments_json, logs_json
 from social.serializers import (
     LIKE_FIELDS,
+    AccountDeletionSerializer,
     ActivitySerializer,
     CommentSerializer,
     ContentSerializer,
@@ -464,6 +467,27 @@ class SelfView(LittlelogsView, generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         user = serializer.save()
         return Response(user_json(user, request))
+
+    @extend_schema(
+        tags=["littlelogs"],
+        summary="Delete your account and everything of it",
+        description="Everything the account has goes, in the background: its littlelogs (logs, comments, likes, "
+        "follows, activity; others' counts put right), Logster messages, Bytelog events, GoatCounter sites with their "
+        "hits, stats and exports, API keys, OAuth tokens and apps, avatar. From this answer on the account can't sign "
+        "in and its keys fail; asking again while it runs answers the same, without starting anything. Only the "
+        "signed-in session may ask (not an OAuth app's token), and `confirm` must be the account's username.",
+        auth=[{"cookieAuth": []}],  # type: ignore[list-item]  # a security requirement object, as list_schema
+        request=AccountDeletionSerializer,
+        responses={202: DeletionStatusSerializer, **errors(400, 401, 403, 429)},
+    )
+    def delete(self, request: AuthenticatedRequest) -> Response:
+        if not isinstance(request.successful_authenticator, SessionAuthentication):
+            raise exceptions.PermissionDenied("Only a signed-in session can delete the account, not an app's token.")
+        serializer = AccountDeletionSerializer(data=request.data, context={"user": request.user})
+        serializer.is_valid(raise_exception=True)
+        deletion, _ = request_deletion(kind=Deletion.Kind.ACCOUNT, target=request.user.pk)
+        logout(request._request)
+        return Response(deletion.as_json(), status=status.HTTP_202_ACCEPTED)
 
 
 class UserDetailView(LittlelogsView):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from logsvc import cleanup
+from logsvc import cleanup, deletion
 from logsvc.models import IdempotencyRecord, RateLimitCounter
 
 
@@ -26,3 +26,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Deleted {records} expired idempotency records and {windows} rate-limit windows.")
         for work in cleanup.CLEANUPS.values():
             self.stdout.write(work())
+        self.stdout.write(deletion.resume_stalled())
