@@ -49,7 +49,12 @@ SWEPT = {
     # charlie has no like and no follow to take back: the answer is GoatCounter-style idempotent, alice's stay
     "api/1/logs/<int:log_id>/unlike/": ("littlelogs", "/api/1/logs/{log}/unlike/", {"DELETE": 204}),
     "api/1/users/<str:username>/unfollow/": ("littlelogs", "/api/1/users/bob/unfollow/", {"DELETE": 204}),
-    "api/v0/sites/<int:site_id>": ("goatcounter", "/api/v0/sites/{site}", {"GET": 404, "PATCH": 404, "POST": 404}),
+    "api/v0/sites/<int:site_id>": (
+        "goatcounter",
+        "/api/v0/sites/{site}",
+        {"GET": 404, "PATCH": 404, "POST": 404, "DELETE": 404},
+    ),
+    "api/v0/sites/<int:site_id>/hits": ("goatcounter", "/api/v0/sites/{site}/hits", {"DELETE": 404}),
     "api/v0/export/<int:export_id>": ("goatcounter", "/api/v0/export/{export}", {"GET": 404}),
     "api/v0/export/<int:export_id>/download": ("goatcounter", "/api/v0/export/{export}/download", {"GET": 404}),
     "api/v0/stats/hits/<int:path_id>": ("goatcounter", "/api/v0/stats/hits/{path}", {"GET": 404}),
@@ -60,6 +65,7 @@ SWEPT = {
         dict.fromkeys(["GET", "POST", "PUT", "PATCH", "DELETE"], 404),
     ),
     "sites/<slug:code>/import/": ("browser", "/sites/alice-blog/import/", {"GET": 404, "POST": 404}),
+    "sites/<slug:code>/delete/": ("browser", "/sites/alice-blog/delete/", {"GET": 404, "POST": 404}),
     "sites/<slug:code>/import/<int:import_id>/": ("browser", "/sites/alice-blog/import/{import}/", {"GET": 404}),
     "oauth/applications/<int:pk>/": ("browser", "/oauth/applications/{app}/", {"GET": 404}),
     "oauth/applications/<int:pk>/update/": (
@@ -110,6 +116,7 @@ NOT_TENANTED = {
     "api/1/": "littlelogs: the API's root, links to its endpoints",
     "api/1/timelines/public/": "littlelogs: public",
     "api/1/users/$self/": "the requester's own profile; there is no id to put another's in",
+    "accounts/delete/": "deletes the requester's own account; there is no id to put another's in",
     "api/1/users/followed-by/<str:username>/": "littlelogs: public",
     "api/1/users/following/<str:username>/": "littlelogs: public",
     "api/1/users/<str:username>/": "littlelogs: public",

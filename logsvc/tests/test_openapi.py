@@ -21,7 +21,7 @@ ENDPOINTS: dict[str, dict[str, set[str]]] = {
     "/api/1/timelines/home/": {"get": {"401", "403"}},
     "/api/1/timelines/activity/": {"get": {"401", "403"}},
     "/api/1/timelines/public/": {"get": set()},
-    "/api/1/users/$self/": {"get": {"401", "403"}, "patch": {"400", "401", "403"}},
+    "/api/1/users/$self/": {"get": {"401", "403"}, "patch": {"400", "401", "403"}, "delete": {"400", "401", "403"}},
     "/api/1/users/{username}/": {"get": {"404"}},
     "/api/1/users/followed-by/{username}/": {"get": {"404"}},
     "/api/1/users/following/{username}/": {"get": {"404"}},
@@ -46,8 +46,10 @@ ENDPOINTS: dict[str, dict[str, set[str]]] = {
     # GoatCounter (analytics/views.py)
     "/api/v0/me": {"get": {"401", "429"}},
     "/api/v0/sites": {"get": {"401", "403", "429"}, "put": {"400", "401", "403", "429"}},
+    "/api/v0/sites/{site_id}/hits": {"delete": {"400", "401", "403", "404", "429"}},
     "/api/v0/sites/{site_id}": {
         "get": {"401", "403", "404", "429"},
+        "delete": {"400", "401", "403", "404", "429"},
         "patch": {"400", "401", "403", "404", "429"},
         "post": {"400", "401", "403", "404", "429"},  # GoatCounter updates with POST too
     },
