@@ -24,13 +24,15 @@ from analytics.models import (
     Export,
     Hit,
     ImportedRow,
-    Path as SitePath,
     PathDay,
     PathHour,
     PathMonth,
     RollupState,
     Site,
     StatDay,
+)
+from analytics.models import (
+    Path as SitePath,
 )
 from analytics.rollups import roll_up
 from analytics.services import CleanHit, record_hits
