@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize
 
 from analytics.models import Hit, Site
 from analytics.services import CleanHit, record_hits
@@ -16,7 +16,7 @@ from analytics.tests.test_dashboard_browser import ARTIFACTS, PASSWORD
 from logsvc.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
