@@ -177,8 +177,10 @@ class SiteDetailView(GoatCounterView):
         description="The site stops counting and answering at once; its hits, bot hits, stats, paths, exports and "
         "their files go in the background, in batches. Asking again while that runs answers the same, without "
         "starting anything. `confirm` (in the body, or the query) must be the site's code.",
-        request=SiteDeletionSerializer,
-        parameters=[OpenApiParameter("confirm", str, description="The site's code, as in the body.")],
+        request=None,  # drf-spectacular documents no DELETE body: confirm is the query parameter below
+        parameters=[
+            OpenApiParameter("confirm", str, description='The site\'s code (or in a JSON body: {"confirm": ...}).')
+        ],
         responses={202: DeletionStatusSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
     )
     def delete(self, request: KeyRequest, site_id: int) -> Response:
@@ -214,8 +216,12 @@ class SiteHitsView(SiteDetailView):
         "background, in batches, and the stats of those days with them (the month and hour that straddle the day "
         "are recounted); exports made before are deleted. The site keeps counting. Asking again while it runs "
         "answers the same, without starting anything.",
-        request=HitsDeletionSerializer,
-        parameters=[OpenApiParameter("before", OpenApiTypes.DATE, description="As in the body.")],
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "before", OpenApiTypes.DATE, description='YYYY-MM-DD (or in a JSON body: {"before": ...}).'
+            )
+        ],
         responses={202: DeletionStatusSerializer, **error_responses("goatcounter", 400, 401, 403, 404, 429)},
     )
     def delete(self, request: KeyRequest, site_id: int) -> Response:

@@ -13,7 +13,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.models import AccessToken
 from oauth2_provider.settings import oauth2_settings
@@ -477,13 +483,17 @@ class SelfView(LittlelogsView, generics.GenericAPIView):
         "in and its keys fail; asking again while it runs answers the same, without starting anything. Only the "
         "signed-in session may ask (not an OAuth app's token), and `confirm` must be the account's username.",
         auth=[{"cookieAuth": []}],  # type: ignore[list-item]  # a security requirement object, as list_schema
-        request=AccountDeletionSerializer,
+        request=None,  # drf-spectacular documents no DELETE body: confirm is the query parameter below
+        parameters=[
+            OpenApiParameter("confirm", str, description='Your username (or in a JSON body: {"confirm": ...}).')
+        ],
         responses={202: DeletionStatusSerializer, **errors(400, 401, 403, 429)},
     )
     def delete(self, request: AuthenticatedRequest) -> Response:
         if not isinstance(request.successful_authenticator, SessionAuthentication):
             raise exceptions.PermissionDenied("Only a signed-in session can delete the account, not an app's token.")
-        serializer = AccountDeletionSerializer(data=request.data, context={"user": request.user})
+        sent = request.data if isinstance(request.data, dict) and "confirm" in request.data else request.query_params
+        serializer = AccountDeletionSerializer(data={"confirm": sent.get("confirm")}, context={"user": request.user})
         serializer.is_valid(raise_exception=True)
         deletion, _ = request_deletion(kind=Deletion.Kind.ACCOUNT, target=request.user.pk)
         logout(request._request)

@@ -260,6 +260,8 @@ def test_the_api_deletes_the_signed_in_account_once_confirmed(zelda, django_capt
     assert User.objects.get(pk=ZELDA_ID).is_active and not Deletion.objects.exists()
     r = client.delete(SELF, {}, format="json")
     assert r.status_code == 400 and not Deletion.objects.exists()
+    r = client.delete(f"{SELF}?confirm=zelda")  # the query's, for a client that sends a DELETE no body
+    assert r.status_code == 400 and not Deletion.objects.exists()
 
     r = client.delete(SELF, {"confirm": ZELDA}, format="json")
     assert r.status_code == 202
