@@ -20,6 +20,11 @@ class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "date_joined")
     actions = ["delete_accounts"]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Django's own delete (the button and "Delete selected") would collect every row of the account in one
+        # transaction and leave others' littlelogs counts wrong: accounts go through delete_accounts instead.
+        return False
+
     @admin.action(description="Delete the selected accounts and everything of theirs (in the background)")
     def delete_accounts(self, request: HttpRequest, queryset: Any) -> None:
         """As the user's own deletion: sites with their hits, logs, events, littlelogs (others' counts put right),
