@@ -67,6 +67,13 @@ def _delete_hits(model: type[Hit | BotHit], site_id: int, before: datetime) -> I
             yield deleted
 
 
+def _wait_for_rollup() -> None:
+    """Wait for a rollup under way (it may have read the hits just deleted) to commit: one starting later can't see
+    them, so the rollup rows deleted next stay deleted."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK)
+
+
 def _delete_files(exports: list[Export]) -> None:
     for export in exports:
         for name in (export.file, f"{export.file}.partial"):
@@ -82,6 +89,7 @@ def delete_site(site_id: int) -> Iterator[int]:
         return
     for model in (Hit, BotHit):
         yield from _delete_hits(model, site_id, FOREVER)
+    _wait_for_rollup()
     for rollup in ROLLUP_MODELS:
         yield from delete_in_batches(rollup._meta.db_table, "site_id = %s", [site_id])
     yield from delete_in_batches(ImportedRow._meta.db_table, "site_id = %s", [site_id])
@@ -133,6 +141,7 @@ def delete_hits_before(deletion: Deletion) -> Iterator[int]:
     cutoff = site_midnight(site, day).astimezone(UTC)
     for hits in (Hit, BotHit):
         yield from _delete_hits(hits, site.pk, cutoff)
+    _wait_for_rollup()
     # Rollup rows of whole periods before the day hold only deleted hits: they go in batches.
     rollups: list[tuple[type[PathDay | RefDay | StatDay | PathMonth | PathHour], str, date | datetime]] = [
         (PathDay, "day < %s", day),
