@@ -31,7 +31,7 @@ from analytics.rollups import roll_up
 from analytics.services import CleanHit, record_hits
 from conftest import client_with_key, make_key
 from events.models import Event, LogMessage
-from logsvc.deletion import request_deletion
+from logsvc.deletion import _delete_rate_limits, request_deletion
 from logsvc.models import ApiKey, Deletion, IdempotencyRecord, RateLimitCounter, User
 from social import services
 from social.models import Activity, Comment, Counter, Follow, Like, Log
@@ -342,3 +342,23 @@ def test_the_admin_deletes_accounts_in_the_background(zelda, bob, django_capture
     assert what_names(ZELDA_ID, [ZELDA, ZELDA_EMAIL]) == []
     assert User.objects.filter(pk__in=[admin.pk, bob.pk]).count() == 2
     assert not BotHit.objects.exists()
+
+
+def test_its_rate_limit_windows_in_redis_go_too(settings, db):
+    redis = pytest.importorskip("redis")
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    mine = [f"ratelimit:littlelogs:user:{ZELDA_ID}:1", f"ratelimit:goatcounter:key:{ZELDA_ID + 1}:1"]
+    others = [f"ratelimit:littlelogs:user:{ZELDA_ID}0:1", f"ratelimit:littlelogs:user:1{ZELDA_ID}:1"]
+    for name in mine + others:
+        client.set(name, 1, ex=60)
+    try:
+        deleted = sum(_delete_rate_limits([f"user:{ZELDA_ID}", f"key:{ZELDA_ID + 1}"]))
+        assert deleted == 2
+        assert [bool(client.exists(name)) for name in mine + others] == [False, False, True, True]
+    finally:
+        client.delete(*others)
