@@ -124,7 +124,9 @@ def delete_account_sites(deletion: Deletion) -> Iterator[int]:
 
 
 def start_deleting(deletion: Deletion) -> None:
-    """This process's pixel forgets the site now (others' within sites.RECENT_SECONDS)."""
+    """This process forgets the sites now, and again once the deletion commits (a lookup in between would not see it);
+    other processes within sites.RECENT_SECONDS."""
+    forget_pixel_sites()
     transaction.on_commit(forget_pixel_sites)
 
 
