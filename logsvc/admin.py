@@ -43,7 +43,7 @@ class UserAdmin(BaseUserAdmin):
 class DeletionAdmin(admin.ModelAdmin):
     list_display = ("kind", "target", "before", "requested_by", "created", "started", "deleted", "error")
     list_filter = ("kind", "requested_by")
-    search_fields = ("target",)
+    search_fields = ("=target",)
     readonly_fields = ("kind", "target", "before", "requested_by", "created", "started", "deleted", "error")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
