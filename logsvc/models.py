@@ -169,3 +169,28 @@ class RateLimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} @ {self.window_start}: {self.count}"
+
+
+class RetentionRun(models.Model):
+    """One pass of retention (logsvc.retention): what each app's purge deleted, for the operator."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=20, help_text='"worker" (the schedule) or "prune".')
+    # {"log messages": 120, "events": 0, "hits": 5000}: rows deleted by each registered purge, filled in as it goes
+    deleted = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "retention run"
+
+    def __str__(self) -> str:
+        return f"retention run of {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    def summary(self) -> str:
+        """What it deleted: '120 log messages, 0 events and 5000 hits'."""
+        parts = [f"{count} {name}" for name, count in self.deleted.items()]
+        if len(parts) < 2:
+            return parts[0] if parts else "nothing"
+        return ", ".join(parts[:-1]) + " and " + parts[-1]
