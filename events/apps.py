@@ -7,7 +7,10 @@ class EventsConfig(AppConfig):
 
     def ready(self) -> None:
         from events.panels import events_panel, logs_panel
-        from logsvc import frontdoor
+        from events.retention import purge_events, purge_log_messages
+        from logsvc import frontdoor, retention
 
         frontdoor.register("logs", 20, logs_panel)
         frontdoor.register("events", 30, events_panel)
+        retention.register("log messages", purge_log_messages)
+        retention.register("events", purge_events)
