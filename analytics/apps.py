@@ -11,13 +11,15 @@ class AnalyticsConfig(AppConfig):
         from analytics import geoip, tasks
         from analytics.dashboard import sites_panel
         from analytics.models import Domain, Site
+        from analytics.retention import purge_hits
         from analytics.rollups import health_check
         from analytics.sites import forget_pixel_sites
-        from logsvc import cleanup, frontdoor, health
+        from logsvc import cleanup, frontdoor, health, retention
 
         health.register("rollups", health_check)
         health.register("geoip", geoip.health_check)
         cleanup.register("analytics", tasks.prune)
+        retention.register("hits", purge_hits)
         frontdoor.register("sites", 10, sites_panel)
 
         for model in (Site, Domain):
