@@ -189,8 +189,8 @@ class RetentionRun(models.Model):
         return f"retention run of {self.started_at:%Y-%m-%d %H:%M:%S}"
 
     def summary(self) -> str:
-        """What it deleted: '120 log messages, 0 events and 5000 hits'."""
-        parts = [f"{count} {name}" for name, count in self.deleted.items()]
+        """What it deleted: '0 events, 5000 hits and 120 log messages' (by name: jsonb keeps no order)."""
+        parts = [f"{count} {name}" for name, count in sorted(self.deleted.items())]
         if len(parts) < 2:
             return parts[0] if parts else "nothing"
         return ", ".join(parts[:-1]) + " and " + parts[-1]
