@@ -12,6 +12,7 @@ from analytics.models import (
     CODE_VALIDATOR,
     DOMAIN_VALIDATOR,
     MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
     Domain,
     Export,
     Hit,
@@ -50,13 +51,25 @@ class PublicField(StrictBooleanField):
         return super().to_internal_value(data)
 
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON number without a fraction, as GoatCounter's Go decoder takes into an int: not "31", true or 31.5."""
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "enum": [0]},
+            {"type": "integer", "minimum": MIN_RETENTION_DAYS, "maximum": MAX_RETENTION_DAYS},
+        ]
+    }
+)
+class DataRetentionField(serializers.IntegerField):
+    """Days, as GoatCounter's Go decoder takes them into an int: a JSON integer, not "31", true or 31.0; and 0 (for
+    ever) or at least MIN_RETENTION_DAYS, as GoatCounter validates it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=MAX_RETENTION_DAYS, validators=[validate_data_retention], **kwargs)
 
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int | float) or data != int(data):
+        if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
-        return super().to_internal_value(int(data))
+        return super().to_internal_value(data)
 
 
 class SiteSettingsSerializer(serializers.Serializer):
@@ -65,11 +78,8 @@ class SiteSettingsSerializer(serializers.Serializer):
         required=False, validators=[validate_timezone], help_text="IANA zone for days and hours in stats."
     )
     ignore_ips = serializers.ListField(child=IPAddressField(), required=False, max_length=100)
-    data_retention = StrictIntegerField(
+    data_retention = DataRetentionField(
         required=False,
-        min_value=0,
-        max_value=MAX_RETENTION_DAYS,
-        validators=[validate_data_retention],
         help_text="Delete hits older than this many days (0, the default: keep them); at least 31. The stats keep "
         "their counts; exports have only the hits kept.",
     )
