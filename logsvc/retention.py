@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 PURGES: dict[str, Callable[[datetime], int]] = {}
 RUN_LOCK = (0x7274, 1)  # "rt": one pass at a time
 SCHEDULE_LOCK = (0x7274, 2)  # one look at the queue at a time
+RUNS_KEPT = timedelta(days=90)  # a pass's record, for the admin; older ones go with the next pass
 
 
 def register(name: str, purge: Callable[[datetime], int]) -> None:
@@ -67,6 +68,7 @@ def run(trigger: str, now: datetime | None = None) -> RetentionRun | None:
             record.error = f"{type(error).__name__}: {error}"
         record.finished_at = timezone.now()
         record.save(update_fields=["deleted", "error", "finished_at"])
+        RetentionRun.objects.filter(started_at__lt=record.started_at - RUNS_KEPT).delete()
         return record
 
 

@@ -99,3 +99,11 @@ def test_the_admin_shows_each_pass(admin_client, alice):
     assert admin_client.get("/admin/logsvc/retentionrun/add/").status_code == 403
     r = admin_client.get("/admin/events/logretention/")
     assert r.status_code == 200 and "alice" in r.content.decode()
+
+
+def test_a_pass_forgets_the_records_of_passes_long_ago(db):
+    old = RetentionRun.objects.create(started_at=timezone.now() - timedelta(days=91), trigger="worker")
+    recent = RetentionRun.objects.create(started_at=timezone.now() - timedelta(days=89), trigger="worker")
+    prune()
+    assert not RetentionRun.objects.filter(pk=old.pk).exists()
+    assert RetentionRun.objects.filter(pk=recent.pk).exists() and RetentionRun.objects.count() == 2
