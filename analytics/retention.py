@@ -19,6 +19,7 @@ from django.db import connection
 from django.db.models import Q
 
 from analytics.models import Hit, RollupFailure, RollupState, Site
+from logsvc import retention
 
 
 def purge_site_hits(site: Site, cutoff: datetime) -> int:
@@ -45,7 +46,7 @@ def purge_site_hits(site: Site, cutoff: datetime) -> int:
     params: dict[str, Any] = {"site": site.pk, "upto": upto, "cutoff": cutoff, "limit": settings.RETENTION_BATCH}
     after, deleted = 0, 0
     while True:
-        with connection.cursor() as cursor:
+        with retention.paused(), connection.cursor() as cursor:
             cursor.execute(sql, {**params, "after": after})
             last, gone = cursor.fetchone()
         if last is None:

@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import Min
 
 from events.models import Event, EventRetention, LogMessage, LogRetention
+from logsvc import retention
 
 BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -39,7 +40,7 @@ def _walk(*, table: str, time: str, columns: str, rule: str, owner_id: int, olde
     params: dict[str, Any] = {"owner": owner_id, "oldest": oldest, "now": now, "limit": settings.RETENTION_BATCH}
     after_time, after_id, deleted = BEGINNING, 0, 0
     while True:
-        with connection.cursor() as cursor:
+        with retention.paused(), connection.cursor() as cursor:
             cursor.execute(sql, {**params, "after_time": after_time, "after_id": after_id})
             last = cursor.fetchone()
         if last is None:  # walked past the last old row

@@ -7,13 +7,15 @@ schedule() queues one only when none is waiting (a transaction-scoped advisory l
 insert one step), so `prune`, `demo` and saving a retention setting can all call it and there is still one.
 
 A purge takes the time of the pass and returns how many rows it deleted. It deletes in batches of
-RETENTION_BATCH rows, each its own short transaction, so no lock is held for long and ingestion goes on beside it.
+RETENTION_BATCH rows, each its own short transaction, so no lock is held for long, and calls paused() after each
+one, so the pass leaves the database most of its time for ingestion and reads beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -31,6 +33,14 @@ PURGES: dict[str, Callable[[datetime], int]] = {}
 RUN_LOCK = (0x7274, 1)  # "rt": one pass at a time
 SCHEDULE_LOCK = (0x7274, 2)  # one look at the queue at a time
 RUNS_KEPT = timedelta(days=90)  # a pass's record, for the admin; older ones go with the next pass
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Around one batch: afterwards, wait RETENTION_PAUSE_PERCENT of the time it took."""
+    started = time.monotonic()
+    yield
+    time.sleep((time.monotonic() - started) * settings.RETENTION_PAUSE_PERCENT / 100)
 
 
 def register(name: str, purge: Callable[[datetime], int]) -> None:

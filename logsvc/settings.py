@@ -284,6 +284,9 @@ BOT_HIT_DAYS = env_int("BOT_HIT_DAYS", 30)
 # of this many rows (one short transaction each). What to keep is set per owner (README, "Retention").
 RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 60 * 60)
 RETENTION_BATCH = env_int("RETENTION_BATCH", 5000)
+# After each batch the worker waits this percentage of the time the batch took, so that it takes at most about
+# half of the database's time (100) and ingestion beside it keeps its pace (0: no pause).
+RETENTION_PAUSE_PERCENT = env_int("RETENTION_PAUSE_PERCENT", 100)
 # A hit's country (and region) comes from its IP: by default from the registries' data that iptocc ships, or
 # from this MaxMind GeoLite2/GeoIP2 .mmdb file (analytics.geoip). Its path is checked by `manage.py check`.
 GEOIP_DATABASE = os.getenv("GEOIP_DATABASE", "")
