@@ -107,3 +107,15 @@ def test_a_pass_forgets_the_records_of_passes_long_ago(db):
     prune()
     assert not RetentionRun.objects.filter(pk=old.pk).exists()
     assert RetentionRun.objects.filter(pk=recent.pk).exists() and RetentionRun.objects.count() == 2
+
+
+def test_a_rule_saved_in_the_admin_queues_the_passes(admin_client, alice):
+    r = admin_client.post("/admin/events/logretention/add/", {"owner": alice.pk, "up_to_severity": 7, "days": 7})
+    assert r.status_code == 200 and "Ensure this value is less than or equal to 6" in r.content.decode()
+    assert not LogRetention.objects.exists() and not waiting()
+    r = admin_client.post("/admin/events/logretention/add/", {"owner": alice.pk, "up_to_severity": 1, "days": 7})
+    assert r.status_code == 302
+    assert LogRetention.objects.get().up_to_severity == 1
+    assert len(waiting()) == 1
+    run = RetentionRun.objects.create(trigger="prune", deleted={"hits": 3})
+    assert admin_client.get(f"/admin/logsvc/retentionrun/{run.pk}/change/").status_code == 200
