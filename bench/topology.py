@@ -17,7 +17,7 @@ Then it measures:
    all server processes' CPU (app hosts, PostgreSQL, pgbouncer, HAProxy) over the requests answered. This
    machine has 2 cores, so throughput cannot grow with hosts; the cost per request must not grow either.
 2. Writes and reads through the load balancer while, in turn: one host's processes are SIGKILLed and brought
-   back, the replica restarts, pgbouncer stops for a few seconds. Clients retry like an SDK, with the same
+   back, the replica restarts, pgbouncer stops for a few seconds, Redis stops for a few seconds. Clients retry like an SDK, with the same
    Idempotency-Key (bench/faults.py's clients). Prints requests, errors by status, acknowledged items lost and
    duplicated (both must be 0), PostgreSQL connections in use against web processes, and the replica's lag.
 3. A rate limit spread over the three hosts gives exactly the configured number of 2xx; an export made
@@ -270,6 +270,9 @@ class Topology(FaultRun):
         shutil.chown(bouncer, "postgres", "postgres")
         self.bouncer_config = bouncer / "pgbouncer.ini"
         self.start_bouncer()
+        self.start_redis()
+
+    def start_redis(self) -> None:
         self.daemons["redis"] = subprocess.Popen(
             ["redis-server", "--bind", GATEWAY, "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no",
              "--protected-mode", "no"],
@@ -449,6 +452,8 @@ class Topology(FaultRun):
             errors = sum(result.errors.values())
             ok = result.requests - errors
             measured[count].append((ok, errors, result.seconds, spent, result.p99_ms))
+            if errors:
+                self.failures.append(f"wrk through {count} host(s): errors {result.errors}")
             log(f"{count} host(s): {ok / result.seconds:,.0f} requests/s, {spent * 1000 / max(ok, 1):.2f} ms CPU each")
         for count, runs in measured.items():
             ok, errors = sum(r[0] for r in runs), sum(r[1] for r in runs)
@@ -471,6 +476,7 @@ class Topology(FaultRun):
 
     def measure(self) -> None:
         self.cpu_per_request()
+        self.burst()  # before the faults: a Redis outage splits a window's count between Redis and PostgreSQL
         args = self.args
         log(f"{args.clients} clients per family through HAProxy for {args.duration} s, with faults")
         self.started = time.monotonic()
@@ -493,7 +499,6 @@ class Topology(FaultRun):
         self.pg = _Primary(self.primary)  # type: ignore[assignment] # FaultRun.read_stored() reads only its .url
         time.sleep(2)  # the replica catches up before anything is read from it
         self.read_stored()
-        self.burst()
         self.export_across_hosts()
 
     def progress(self) -> None:
@@ -513,6 +518,7 @@ class Topology(FaultRun):
             (0.35, f"{victim.name} starts again", lambda: self.start_host(victim)),
             (0.50, "the replica restarts (pg_ctl restart -m fast)", self.restart_replica),
             (0.70, f"pgbouncer stops for {self.args.bouncer_down:.0f} s (SIGKILL), then starts", self.bounce_bouncer),
+            (0.85, f"Redis stops for {self.args.bouncer_down:.0f} s (SIGKILL), then starts", self.bounce_redis),
         ]
         for at, what, action in steps:
             if self.stop_sending.wait(max(0.0, self.started + duration * at - time.monotonic())):
@@ -533,6 +539,13 @@ class Topology(FaultRun):
         proc.wait()
         time.sleep(self.args.bouncer_down)
         self.start_bouncer()
+
+    def bounce_redis(self) -> None:
+        proc = self.daemons.pop("redis")
+        proc.kill()
+        proc.wait()
+        time.sleep(self.args.bouncer_down)
+        self.start_redis()
 
     def sample(self) -> None:
         """Every half second: PostgreSQL client backends on the primary, web processes up, the replica's lag."""
