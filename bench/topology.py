@@ -96,6 +96,7 @@ class Host:
     number: int
     root: Path
     web: subprocess.Popen[bytes] | None = None  # the host's shell: gunicorn and the worker are its children
+    workers: int = 0  # gunicorn's
 
     @property
     def name(self) -> str:
@@ -308,14 +309,16 @@ class Topology(FaultRun):
             "PYTHONPATH": str(ROOT),
         }
 
-    def start_host(self, host: Host) -> None:
-        """gunicorn and the worker in the host's namespace, with a disk of its own: a tmpfs mounted at DISK in
-        the host's own mount namespace, so the same path holds other files on every host, as on real machines."""
+    def start_host(self, host: Host, workers: int = 0) -> None:
+        """gunicorn (workers, else --workers) and the worker in the host's namespace, with a disk of its own: a
+        tmpfs mounted at DISK in the host's own mount namespace, so the same path holds other files on every
+        host, as on real machines."""
+        host.workers = workers or self.args.workers
         env = {**self.server_env, "EXPORT_DIR": f"{DISK}/exports", "MEDIA_ROOT": f"{DISK}/media",
                "IMPORT_DIR": f"{DISK}/imports", "WORKER_DATABASE_URL": self.primary.url()}  # fmt: skip
         web = [
             str(VENV_BIN / "gunicorn"), "logsvc.asgi:application", f"--bind={host.address}:{APP_PORT}",
-            f"--workers={self.args.workers}", "--worker-class=uvicorn_worker.UvicornWorker", "--preload",
+            f"--workers={host.workers}", "--worker-class=uvicorn_worker.UvicornWorker", "--preload",
             "--keep-alive=15", "--timeout=20", "--log-level=warning", f"--chdir={ROOT}",
         ]  # fmt: skip
         # The worker holds a session (its queue's locks): straight to the primary, never through pgbouncer
@@ -437,40 +440,60 @@ class Topology(FaultRun):
             "topology-logster", "POST", {"Content-Type": "application/json", "ApiKey": self.wrk_key},
             json.dumps({"Message": "topology", "Severity": 2, "Category": "Bench", "Application": "topology"}),
         )  # fmt: skip
-        measured: dict[int, list[tuple[int, int, float, float, float]]] = {1: [], 2: [], 3: []}
+        measured: dict[int, list[tuple[int, float, Counter[str], float]]] = {1: [], 2: [], 3: []}
         rounds = range(self.args.cpu_rounds)  # 1 2 3, then 3 2 1: a drift of the host's speed hits all alike
         order = [n for r in rounds for n in ((1, 2, 3) if r % 2 == 0 else (3, 2, 1))]
         for count in order:
+            # The same web processes each time (--web-processes), spread over 1, 2 or 3 hosts: on one machine
+            # more processes would only add contention, and it is the hosts' cost that is measured
+            for host in self.hosts:
+                wanted = self.args.web_processes // count if host.number <= count else 0
+                if host.workers != wanted or host.web is None:
+                    self.kill_host(host)
+                    host.workers = 0
+                    if wanted:
+                        self.start_host(host, wanted)
             self.start_balancer(self.hosts[:count])
-            run_wrk(f"http://127.0.0.1:{LB_PORT}/api/Log", script, threads=1, connections=4, seconds=2)  # warm
+            run_wrk(f"http://127.0.0.1:{LB_PORT}/api/Log", script, threads=1, connections=4, seconds=4)  # warm
             before = self.server_cpu()
             result = run_wrk(
                 f"http://127.0.0.1:{LB_PORT}/api/Log", script, threads=2, connections=8,
                 seconds=self.args.cpu_seconds,
             )  # fmt: skip
-            spent = self.server_cpu() - before
+            spent = self.server_cpu()
+            spent.subtract(before)
             errors = sum(result.errors.values())
             ok = result.requests - errors
-            measured[count].append((ok, errors, result.seconds, spent, result.p99_ms))
+            measured[count].append((ok, result.seconds, spent, result.p99_ms))
             if errors:
                 self.failures.append(f"wrk through {count} host(s): errors {result.errors}")
-            log(f"{count} host(s): {ok / result.seconds:,.0f} requests/s, {spent * 1000 / max(ok, 1):.2f} ms CPU each")
+            log(
+                f"{count} host(s): {ok / result.seconds:,.0f} requests/s, {spent.total() * 1000 / max(ok, 1):.2f} ms CPU"
+            )
         for count, runs in measured.items():
-            ok, errors = sum(r[0] for r in runs), sum(r[1] for r in runs)
-            seconds, spent = sum(r[2] for r in runs), sum(r[3] for r in runs)
+            ok, seconds = sum(r[0] for r in runs), sum(r[1] for r in runs)
+            spent = sum((r[2] for r in runs), Counter())
+            each = {part: f"{spent[part] * 1000 / max(ok, 1):.2f}" for part in ("app", "postgres", "proxies")}
             self.cpu_rows.append((
-                f"{count}", f"{len(runs)}", f"{ok:,}", f"{errors:,}", f"{ok / seconds:,.0f}",
-                f"{spent * 1000 / max(ok, 1):.2f}", f"{max(r[4] for r in runs):.1f}",
+                f"{count}", f"{len(runs)}", f"{ok:,}", f"{ok / seconds:,.0f}", f"{spent.total() * 1000 / max(ok, 1):.2f}",
+                each["app"], each["postgres"], each["proxies"], f"{max(r[3] for r in runs):.1f}",
             ))  # fmt: skip
         base = spent_per(measured[1])
         self.cpu_ratio = max(spent_per(measured[n]) for n in (2, 3)) / base if base else float("inf")
+        for host in self.hosts:  # --workers each for the rest
+            if host.workers != self.args.workers or host.web is None:
+                self.kill_host(host)
+                self.start_host(host)
         self.start_balancer(self.hosts)
 
-    def server_cpu(self) -> float:
-        pids = [pid for host in self.hosts for pid in host.pids()]
-        pids += self.primary.pids() + self.replica.pids()
-        pids += [proc.pid for proc in self.daemons.values() if proc.poll() is None]
-        return sum(process_cpu(pid) for pid in pids)
+    def server_cpu(self) -> Counter[str]:
+        """CPU seconds so far of the app hosts, of PostgreSQL (both clusters) and of the proxies and Redis."""
+        parts = {
+            "app": [pid for host in self.hosts for pid in host.pids()],
+            "postgres": self.primary.pids() + self.replica.pids(),
+            "proxies": [proc.pid for proc in self.daemons.values() if proc.poll() is None],
+        }
+        return Counter({part: sum(process_cpu(pid) for pid in pids) for part, pids in parts.items()})
 
     # -- 2. faults through the load balancer
 
@@ -690,9 +713,22 @@ class Topology(FaultRun):
         lines = [
             f"logsvc on three hosts, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {self.settings}",
             "",
-            f"CPU per request (POST /api/Log through HAProxy, wrk 8 connections, {args.cpu_seconds} s each):",
+            (
+                f"CPU per request (POST /api/Log through HAProxy, wrk 8 connections, {args.cpu_seconds} s each; "
+                f"{args.web_processes} gunicorn workers in all, split over the hosts):"
+            ),
             *table_lines(
-                ("hosts", "rounds", "answered", "errors", "requests/s", "server CPU ms/request", "p99 ms"),
+                (
+                    "hosts",
+                    "rounds",
+                    "answered",
+                    "requests/s",
+                    "server CPU ms/request",
+                    "app",
+                    "PostgreSQL",
+                    "proxies+Redis",
+                    "p99 ms",
+                ),
                 self.cpu_rows,
             ),
             (
@@ -744,10 +780,10 @@ class Topology(FaultRun):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def spent_per(runs: list[tuple[int, int, float, float, float]]) -> float:
-    """Server CPU seconds per answered request over runs of (answered, errors, seconds, CPU seconds, p99)."""
+def spent_per(runs: list[tuple[int, float, Counter[str], float]]) -> float:
+    """Server CPU seconds per answered request over runs of (answered, seconds, CPU seconds by part, p99)."""
     answered = sum(r[0] for r in runs)
-    return sum(r[3] for r in runs) / answered if answered else 0.0
+    return sum(r[2].total() for r in runs) / answered if answered else 0.0
 
 
 class _Balancer:
@@ -785,6 +821,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a 40 s fault run and 10 s per CPU measurement")
     p.add_argument("--duration", type=int, default=120, help="seconds of load and faults (default 120)")
     p.add_argument("--cpu-seconds", type=int, default=20, help="seconds of wrk per host count (default 20)")
+    p.add_argument(
+        "--web-processes", type=int, default=6,
+        help="gunicorn workers in all while CPU per request is measured, split over the hosts (default 6)",
+    )  # fmt: skip
     p.add_argument("--cpu-rounds", type=int, default=2, help="wrk runs per host count, interleaved (default 2)")
     p.add_argument("--clients", type=int, default=2, help="client threads per family (default 2)")
     p.add_argument("--batch", type=int, default=5, help="items per request at most (default 5)")
