@@ -265,12 +265,10 @@ def histogram(
         )
     ticks = [{"label": f"{step * i:,}", "top": 100 - 25 * i} for i in range(5)]
     every = max(1, -(-n // 6))
-    long = size >= timedelta(days=1)
+    span = n * size
+    shape = "%-d %b" if span > timedelta(days=2) else "%-d %b %H:%M" if span > timedelta(hours=12) else "%H:%M"
     labels = [
-        {
-            "label": f"{first_bucket + i * size:%-d %b}" if long else f"{first_bucket + i * size:%-d %b %H:%M}",
-            "left": round((i + 0.5) * 100 / n, 2),
-        }
+        {"label": f"{first_bucket + i * size:{shape}}", "left": round((i + 0.5) * 100 / n, 2)}
         for i in range(0, n, every)
     ]
     return Chart(mark_safe("".join(parts)), n, ticks, labels, total, bucket_label(size))
