@@ -374,28 +374,30 @@ def saved_searches(user: User, page: str) -> list[SavedSearch]:
     return list(SavedSearch.objects.filter(owner=user, page=page).order_by("name"))
 
 
+def chosen_messages(user: User, params: QueryDict, now: datetime) -> tuple[LogMessageQuerySet, Range]:
+    """The messages the page's filters choose (the API's filters, a preset range as its start time)."""
+    rng = chosen_range(params, "since", "until", now)
+    return filter_log_messages(LogMessage.objects.owned_by(user), with_range(params, rng, "since", "until")), rng
+
+
 @login_required
 @require_safe
 def logs(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     params = request.GET
-    now = timezone.now()
-    rng = chosen_range(params, "since", "until", now)
-    mine = LogMessage.objects.owned_by(user)
+    rng = chosen_range(params, "since", "until", timezone.now())
     errors: list[str] = []
-    page, chart = Page([], None, None), None
+    page = Page([], None, None)
     try:
-        messages = filter_log_messages(mine, with_range(params, rng, "since", "until"))
+        messages, rng = chosen_messages(user, params, timezone.now())
         page = keyset_page(messages, params, "created", lambda rows: message_rows(rows, params.get("q", "")))
-        if not params.get("cursor") and not params.get("before"):
-            chart = histogram(messages, "created", LOG_SERIES, rng, now, params, "since", "until")
     except exceptions.ValidationError as error:
         errors = errors_of(error)
     top = page.rows[0] if page.rows and not page.newer else None
+    mine = LogMessage.objects.owned_by(user)
     context = {
         "params": params,
         "page": page,
-        "chart": chart,
         "errors": errors,
         "rng": rng,
         "presets": [(p, link(params, ("since", "until"), range=p.key), p.key == rng.preset) for p in PRESETS],
@@ -409,9 +411,23 @@ def logs(request: HttpRequest) -> HttpResponse:
         "cursor": encode_cursor(top["created"], top["pk"]) if top else "",
         "can_follow": not page.newer and rng.end is None,
         "follow": params.get("follow") == "1",
-        "series": LOG_SERIES,
     }
     return render(request, "events/explorer/logs.html", context)
+
+
+@login_required
+@require_safe
+def logs_histogram(request: HttpRequest) -> HttpResponse:
+    """/logs/'s histogram, which the page fetches after it is shown: counting a week of a million messages costs
+    more than the rest of the page, and the list need not wait for it."""
+    now = timezone.now()
+    try:
+        messages, rng = chosen_messages(signed_in(request), request.GET, now)
+        chart = histogram(messages, "created", LOG_SERIES, rng, now, request.GET, "since", "until")
+    except exceptions.ValidationError as error:
+        return HttpResponse("; ".join(errors_of(error)), status=400, content_type="text/plain")
+    context = {"chart": chart, "rng": rng, "series": LOG_SERIES, "noun": "message", "title": "Log messages by severity"}
+    return render(request, "events/explorer/_chart.html", context)
 
 
 @login_required
@@ -516,42 +532,58 @@ def event_rows(events: EventQuerySet, prefix: str, q: str = "") -> list[dict[str
 EVENT_SERIES: list[tuple[str, str, Callable[[int], bool]]] = [("s-event", "Events", lambda _: True)]
 
 
+def chosen_events(user: User, params: QueryDict, now: datetime) -> tuple[EventQuerySet, Range]:
+    """The events the page's filters choose: the API's `start`, `end` and `name`, and `data`."""
+    rng = chosen_range(params, "start", "end", now)
+    query = with_range(params, rng, "start", "end")
+    if rng.preset == "custom" and rng.end and "end" in query:
+        query["end"] = iso(rng.end)  # an exact time: a day alone would be read as the whole day
+    found = filter_events(Event.objects.owned_by(user), query)
+    if params.get("data"):
+        found = filter_data(found, params.get("data", ""))
+    return found, rng
+
+
 @login_required
 @require_safe
 def events(request: HttpRequest) -> HttpResponse:
     user = signed_in(request)
     params = request.GET
-    now = timezone.now()
-    rng = chosen_range(params, "start", "end", now)
+    rng = chosen_range(params, "start", "end", timezone.now())
     prefix = event_url_prefix(request)  # type: ignore[arg-type]
     errors: list[str] = []
-    page, chart = Page([], None, None), None
+    page = Page([], None, None)
     try:
-        query = with_range(params, rng, "start", "end")
-        if rng.preset == "custom" and rng.end and "end" in query:
-            query["end"] = iso(rng.end)  # an exact time: a day alone would be read as the whole day
-        found = filter_events(Event.objects.owned_by(user), query)
-        if params.get("data"):
-            found = filter_data(found, params.get("data", ""))
+        found, rng = chosen_events(user, params, timezone.now())
         page = keyset_page(found, params, "date", lambda rows: event_rows(rows, prefix))
-        if not params.get("cursor") and not params.get("before"):
-            chart = histogram(found, "date", EVENT_SERIES, rng, now, params, "start", "end")
     except exceptions.ValidationError as error:
         errors = errors_of(error)
     latest = Event.objects.owned_by(user).order_by("-date", "-id").values_list("name", flat=True)[:500]
     context = {
         "params": params,
         "page": page,
-        "chart": chart,
         "errors": errors,
         "rng": rng,
         "presets": [(p, link(params, ("start", "end"), range=p.key), p.key == rng.preset) for p in PRESETS],
         "names": sorted(set(latest))[:50],
         "saved": saved_searches(user, SavedSearch.Page.EVENTS),
         "search": search_of(params),
-        "series": EVENT_SERIES,
     }
     return render(request, "events/explorer/events.html", context)
+
+
+@login_required
+@require_safe
+def events_histogram(request: HttpRequest) -> HttpResponse:
+    """/events/'s histogram, fetched after the page (as logs_histogram)."""
+    now = timezone.now()
+    try:
+        found, rng = chosen_events(signed_in(request), request.GET, now)
+        chart = histogram(found, "date", EVENT_SERIES, rng, now, request.GET, "start", "end")
+    except exceptions.ValidationError as error:
+        return HttpResponse("; ".join(errors_of(error)), status=400, content_type="text/plain")
+    context = {"chart": chart, "rng": rng, "series": EVENT_SERIES, "noun": "event", "title": "Events over time"}
+    return render(request, "events/explorer/_chart.html", context)
 
 
 def duration(delta: timedelta) -> str:

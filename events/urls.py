@@ -21,8 +21,10 @@ urlpatterns = [
     # The explorer's pages (events/explorer.py), behind the session login
     path("logs/", explorer.logs, name="explorer-logs"),
     path("logs/tail", explorer.logs_tail, name="explorer-logs-tail"),
+    path("logs/histogram", explorer.logs_histogram, name="explorer-logs-histogram"),
     path("logs/<int:message_id>/", explorer.log_message, name="explorer-log"),
     path("events/", explorer.events, name="explorer-events"),
+    path("events/histogram", explorer.events_histogram, name="explorer-events-histogram"),
     path("events/trace/<path:trace_id>", explorer.trace, name="explorer-trace"),
     re_path(r"^(?P<page>logs|events)/saved/$", explorer.save_search, name="explorer-save-search"),
     path("saved/<int:search_id>/delete/", explorer.delete_search, name="explorer-delete-search"),

@@ -98,6 +98,7 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     page.wait_for_url(base + "/logs/")
     expect(page.locator("#log-rows .log-item")).to_have_count(50)
     expect(page.locator("body")).not_to_contain_text("erin")
+    expect(page.locator("#chart h2")).to_contain_text("60 messages")  # the histogram, fetched after the page
     shot(page, "explorer-logs")
 
     # Search: the words found are marked
@@ -109,6 +110,7 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     expect(rows.first).to_contain_text("Payment failed for order 1042")
     expect(rows.first.locator("mark")).to_have_text(["Payment", "failed"])
     expect(page.locator("body")).not_to_contain_text("Warehouse")
+    expect(page.locator("#chart h2")).to_contain_text("10 messages")
     shot(page, "explorer-search")
 
     # Save the search; it is listed and its link is the search
@@ -146,6 +148,7 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     expect(page.locator(".event-item").first.locator(".public-link")).to_have_attribute(
         "href", f"{base}/api/events/{Event.objects.get(name='receipt_sent').uid}.json"
     )
+    expect(page.locator("#chart h2")).to_contain_text("5 events")
     shot(page, "explorer-events")
     page.locator(".event-item", has_text="paypal_payment").locator(".trace-link").click()
     page.wait_for_url(base + "/events/trace/order-1042")

@@ -43,6 +43,7 @@ def test_it_asks_an_anonymous_visitor_to_sign_in(db):
     assert r.status_code == 302
     assert r["Location"] == "/accounts/login/?next=/logs/%3Fq%3Ddisk"
     assert Client().get("/logs/tail").status_code == 302
+    assert Client().get("/logs/histogram").status_code == 302
 
 
 def test_it_lists_ones_own_messages_newest_first(web, alice, charlie):
@@ -55,8 +56,27 @@ def test_it_lists_ones_own_messages_newest_first(web, alice, charlie):
     assert "Disk almost full" in html and "Payment refused" in html
     assert "System.InvalidOperationException: no card" in html  # the exception's first line
     assert "charlie&#x27;s secret" not in html and "charlie's secret" not in html
-    assert "2 messages" in html  # the histogram's total
-    assert '<svg class="bars hist"' in html
+    assert 'data-chart="/logs/histogram?"' in html  # the histogram comes after the page
+
+
+def test_the_histogram_counts_the_chosen_messages_by_severity(web, alice, charlie):
+    add(alice, 5, severity=4)
+    add(alice, 6, severity=4)
+    add(alice, 7, severity=3)
+    add(alice, 8, severity=1, application="stock")
+    add(alice, 60 * 24 * 8, severity=4)  # before the 7 days shown
+    add(charlie, 5, severity=4)
+    r = web.get("/logs/histogram")
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert "4 messages" in html and "Last 7 d" in html and "bars of 3 h" in html
+    assert "2 errors, 1 warnings, 1 info and below" in html  # the last bar's title
+    assert "1 message" in web.get("/logs/histogram?application=stock&range=1h").content.decode()
+    bars = web.get("/logs/histogram?range=15m").content.decode()
+    assert "bars of 1 min" in bars and "range=15m" not in bars
+    assert 'href="?since=2026-03-02T11%3A55&amp;until=2026-03-02T11%3A56"' in bars  # a bar is a link to its minute
+    assert web.get("/logs/histogram?severity=x").status_code == 400
+    assert "No messages" in web.get("/logs/histogram?q=nothing").content.decode()
 
 
 def test_it_filters_as_the_api_does(web, alice):
