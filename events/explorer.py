@@ -86,7 +86,7 @@ PRESETS = [
     Preset("30d", "30 d", timedelta(days=30)),
     Preset("all", "All", None),
 ]
-DEFAULT_PRESET = "7d"
+DEFAULT_PRESET = "24h"  # a log explorer opens on the recent past (and its histogram counts a day, not a week)
 
 
 @dataclass

@@ -64,9 +64,10 @@ def test_the_histogram_counts_the_chosen_messages_by_severity(web, alice, charli
     add(alice, 6, severity=4)
     add(alice, 7, severity=3)
     add(alice, 8, severity=1, application="stock")
-    add(alice, 60 * 24 * 8, severity=4)  # before the 7 days shown
+    add(alice, 60 * 24 * 8, severity=4)  # before the 7 days asked for
     add(charlie, 5, severity=4)
-    r = web.get("/logs/histogram")
+    assert "Last 24 h" in web.get("/logs/histogram").content.decode()  # the default
+    r = web.get("/logs/histogram?range=7d")
     assert r.status_code == 200
     html = r.content.decode()
     assert "4 messages" in html and "Last 7 d" in html and "bars of 3 h" in html
