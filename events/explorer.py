@@ -38,6 +38,7 @@ from events.filters import (
     older_than,
 )
 from events.models import SEARCH_CONFIG, Event, EventQuerySet, LogMessage, LogMessageQuerySet, SavedSearch
+from events.validation import parse_timestamp
 from events.views import event_url_prefix, iso
 from logsvc.models import User
 
@@ -99,8 +100,6 @@ class Range:
 
 def chosen_range(params: QueryDict, start_name: str, end_name: str, now: datetime) -> Range:
     """The custom range when the query names its ends, else the preset `range` (DEFAULT_PRESET)."""
-    from events.validation import parse_timestamp
-
     if params.get(start_name) or params.get(end_name):
         start = parse_timestamp(params.get(start_name, "")) if params.get(start_name) else None
         end = parse_timestamp(params.get(end_name, "")) if params.get(end_name) else None
@@ -223,7 +222,7 @@ def histogram(
     first_bucket = EPOCH + ((start - EPOCH) // size) * size
     n = int((end - first_bucket) / size) + 1
     bucket = Func(Value(size), F(field_name), Value(EPOCH), function="date_bin", output_field=DateTimeField())
-    group = "severity" if series[0][2] is not None and len(series) > 1 else None
+    group = "severity" if len(series) > 1 else None  # one series: every row counts in it
     counted = rows.order_by().annotate(bucket=bucket).values("bucket", *([group] if group else []))
     counts: dict[int, list[int]] = {}
     total = 0
@@ -520,7 +519,7 @@ def filter_data(events: EventQuerySet, text: str) -> EventQuerySet:
     return events.annotate(data_text=Cast("data", TextField())).filter(data_text__icontains=text)
 
 
-def event_rows(events: EventQuerySet, prefix: str, q: str = "") -> list[dict[str, Any]]:
+def event_rows(events: EventQuerySet, prefix: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [dict(row) for row in events.values("pk", "uid", "name", "trace_id", "date", "data")]
     for row in rows:
         text = json.dumps(row["data"], ensure_ascii=False, separators=(", ", ": "))

@@ -106,6 +106,7 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     page.select_option("select[name=severity]", "4")
     page.click("button:has-text('Search')")
     page.wait_for_url("**/logs/?q=payment+failed*")
+    assert page.url.endswith("/logs/?q=payment+failed&severity=4&range=24h")  # the filters set, no empty ones
     rows = page.locator("#log-rows .log-item")
     expect(rows.first).to_contain_text("Payment failed for order 1042")
     expect(rows.first.locator("mark")).to_have_text(["Payment", "failed"])

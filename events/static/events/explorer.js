@@ -14,6 +14,14 @@
     else { document.execCommand("copy"); done(); }
   });
 
+  // A search's link holds only the filters set: empty fields are left out of the query.
+  document.addEventListener("submit", function (event) {
+    if (!event.target.matches("form.filters")) return;
+    event.target.querySelectorAll("input[name], select[name]").forEach(function (field) {
+      if (field.value === "") field.disabled = true;
+    });
+  });
+
   // The histogram comes after the page: counting a week of a million rows need not hold up the list.
   document.addEventListener("DOMContentLoaded", function () {
     var chart = document.querySelector("[data-chart]");
