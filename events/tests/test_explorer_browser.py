@@ -129,6 +129,10 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     expect(page.locator("#around .log-item")).not_to_have_count(0)
     expect(page.locator("#permalink")).to_have_value(page.url)
     shot(page, "explorer-message")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_sideways_scrolling(page)  # the stack trace scrolls in its box
+    shot(page, "explorer-message-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # Follow: a message posted through the API appears within 2 s (polled every 1.5 s), the filters kept
     page.goto(base + "/logs/?application=shop")
@@ -151,6 +155,10 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     )
     expect(page.locator("#chart h2")).to_contain_text("5 events")
     shot(page, "explorer-events")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_sideways_scrolling(page)
+    shot(page, "explorer-events-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.locator(".event-item", has_text="paypal_payment").locator(".trace-link").click()
     page.wait_for_url(base + "/events/trace/order-1042")
     expect(page.locator(".wf-label strong")).to_have_text(
