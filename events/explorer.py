@@ -14,13 +14,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Q, TextField, Value
 from django.db.models.functions import Cast, Left
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -48,6 +49,20 @@ TRACE_MAX = 1000  # events drawn on a trace's page
 TAIL_OVERLAP = timedelta(seconds=2)  # a message committed late with an earlier time is still caught (the page dedups)
 SEVERITIES = ["Trace", "Debug", "Info", "Warning", "Error", "Critical", "Fatal"]
 PAGING = ("cursor", "before")  # the parameters that are a page's position, not its search
+
+
+def refuse_nul(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A NUL in a page's path, query or form is a 400 before the view: PostgreSQL can't take one in a text value
+    (logsvc.middleware.NulParameterMiddleware does this for the API's paths)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        fields = (*request.GET.lists(), *request.POST.lists())
+        if "\x00" in request.path or any("\x00" in name or any("\x00" in v for v in values) for name, values in fields):
+            return HttpResponseBadRequest("Must not contain NUL (U+0000) characters.", content_type="text/plain")
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def severity_name(severity: int) -> str:
@@ -162,6 +177,7 @@ BUCKETS = [
 ]
 MAX_BARS = 60
 EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: week buckets start on Mondays
+HISTORY_START = datetime(1970, 1, 1, tzinfo=UTC)  # a chart of all time starts here at the earliest
 
 
 def nice_step(value: int) -> int:
@@ -216,8 +232,9 @@ def histogram(
         if first is None:
             return None
         start = first
+    start = max(start, HISTORY_START)
     if end <= start:
-        end = start + timedelta(minutes=1)
+        return None  # a range in the future (or ending before 1970): nothing to draw
     size = bucket_size(start, end)
     first_bucket = EPOCH + ((start - EPOCH) // size) * size
     n = int((end - first_bucket) / size) + 1
@@ -379,6 +396,7 @@ def chosen_messages(user: User, params: QueryDict, now: datetime) -> tuple[LogMe
     return filter_log_messages(LogMessage.objects.owned_by(user), with_range(params, rng, "since", "until")), rng
 
 
+@refuse_nul
 @login_required
 @require_safe
 def logs(request: HttpRequest) -> HttpResponse:
@@ -414,6 +432,7 @@ def logs(request: HttpRequest) -> HttpResponse:
     return render(request, "events/explorer/logs.html", context)
 
 
+@refuse_nul
 @login_required
 @require_safe
 def logs_histogram(request: HttpRequest) -> HttpResponse:
@@ -429,6 +448,7 @@ def logs_histogram(request: HttpRequest) -> HttpResponse:
     return render(request, "events/explorer/_chart.html", context)
 
 
+@refuse_nul
 @login_required
 @require_safe
 def logs_tail(request: HttpRequest) -> HttpResponse:
@@ -442,7 +462,8 @@ def logs_tail(request: HttpRequest) -> HttpResponse:
         after = params.get("after")
         if after:
             moment, pk = decode_cursor(after, "after")
-            messages = messages.filter(created__gte=moment - TAIL_OVERLAP)
+            earliest = datetime.min.replace(tzinfo=UTC) + TAIL_OVERLAP
+            messages = messages.filter(created__gte=max(moment, earliest) - TAIL_OVERLAP)
         rows = message_rows(messages.order_by("-created", "-pk")[:PER_PAGE], params.get("q", ""))
     except exceptions.ValidationError as error:
         return JsonResponse({"errors": errors_of(error)}, status=400)
@@ -461,6 +482,7 @@ def trace_lines(text: str) -> list[dict[str, Any]]:
     return [{"text": line, "frame": bool(FRAME.match(line))} for line in text.splitlines()]
 
 
+@refuse_nul
 @login_required
 @require_safe
 def log_message(request: HttpRequest, message_id: int) -> HttpResponse:
@@ -543,6 +565,7 @@ def chosen_events(user: User, params: QueryDict, now: datetime) -> tuple[EventQu
     return found, rng
 
 
+@refuse_nul
 @login_required
 @require_safe
 def events(request: HttpRequest) -> HttpResponse:
@@ -571,6 +594,7 @@ def events(request: HttpRequest) -> HttpResponse:
     return render(request, "events/explorer/events.html", context)
 
 
+@refuse_nul
 @login_required
 @require_safe
 def events_histogram(request: HttpRequest) -> HttpResponse:
@@ -598,6 +622,7 @@ def duration(delta: timedelta) -> str:
     return f"{int(seconds // 86400)} d {int(seconds % 86400 // 3600)} h"
 
 
+@refuse_nul
 @login_required
 @require_safe
 def trace(request: HttpRequest, trace_id: str) -> HttpResponse:
@@ -633,6 +658,7 @@ def trace(request: HttpRequest, trace_id: str) -> HttpResponse:
 # Saved searches ---------------------------------------------------------------------------------------------
 
 
+@refuse_nul
 @login_required
 @require_POST
 def save_search(request: HttpRequest, page: str) -> HttpResponse:
@@ -648,6 +674,7 @@ def save_search(request: HttpRequest, page: str) -> HttpResponse:
     return redirect(f"/{page}/?{query.urlencode()}")
 
 
+@refuse_nul
 @login_required
 @require_POST
 def delete_search(request: HttpRequest, search_id: int) -> HttpResponse:

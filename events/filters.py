@@ -7,7 +7,7 @@ envelope and a page shows above its list.
 from __future__ import annotations
 
 import base64
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.postgres.search import SearchQuery
 from django.db.models import Q
@@ -67,7 +67,8 @@ def encode_cursor(moment: datetime, pk: int) -> str:
 def decode_cursor(cursor: str, name: str = "cursor") -> tuple[datetime, int]:
     try:
         moment, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(moment), int(pk)
+        parsed = datetime.fromisoformat(moment)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed, int(pk)  # stored times are UTC
     except ValueError:
         raise exceptions.ValidationError({name: ["Use the Next link of a previous page."]}) from None
 

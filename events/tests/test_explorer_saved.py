@@ -3,6 +3,8 @@ search itself."""
 
 from __future__ import annotations
 
+import base64
+
 from django.test import Client
 
 from events.models import LogMessage, SavedSearch
@@ -67,3 +69,29 @@ def test_a_saved_search_is_shared_as_its_url(alice, charlie):
     SavedSearch.objects.create(owner=alice, page="logs", name="disk", query="q=disk")
     html = signed_in(charlie).get("/logs/?q=disk").content.decode()  # the link alice sent: charlie's data only
     assert "charlie&#x27;s own <mark>disk</mark>" in html and "alice" not in html
+
+
+def test_the_explorer_answers_hostile_parameters_without_a_500(alice):
+    """Cursors naming the ends of time or ids past bigint, dates PostgreSQL can't hold, NULs: a page or a 4xx."""
+    web = signed_in(alice)
+    LogMessage.objects.create(owner=alice, message="m", severity=2)
+    cursors = ["2020-01-01|5", "2020-01-01T00:00:00+00:00|99999999999999999999", "9999-12-31T23:59:59+00:00|1"]
+    for raw in [*cursors, "0001-01-01|1"]:
+        cursor = base64.urlsafe_b64encode(raw.encode()).decode()
+        for url in (f"/logs/?cursor={cursor}", f"/logs/?before={cursor}", f"/logs/tail?after={cursor}"):
+            assert web.get(url).status_code == 200, url
+        assert web.get(f"/events/?cursor={cursor}").status_code == 200
+    for url in (
+        "/logs/?since=99999-01-01",
+        "/events/?start=0001-01-01T00:00:00%2B14:00",
+        "/logs/histogram?since=0001-01-01T00:00&until=9999-12-31T00:00",
+        "/logs/histogram?since=9999-12-31T00:00",
+        "/events/histogram?range=all",
+    ):
+        assert web.get(url).status_code in (200, 400), url
+    assert web.get("/logs/99999999999999999999/").status_code == 404
+    for url in ("/events/trace/a%00", "/logs/?q=%00", "/logs/tail?application=%00", "/events/?data=a%3D%00"):
+        r = web.get(url)
+        assert r.status_code == 400 and b"NUL" in r.content, url
+    assert web.post("/logs/saved/", {"name": "a\x00b", "query": ""}).status_code == 400
+    assert not SavedSearch.objects.exists()
