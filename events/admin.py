@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from events.models import Event, LogMessage
+from events.models import Event, LogMessage, SavedSearch
 
 
 @admin.register(LogMessage)
@@ -28,3 +28,11 @@ class EventAdmin(admin.ModelAdmin):
     readonly_fields = ("uid", "created")
     date_hierarchy = "date"
     show_full_result_count = False
+
+
+@admin.register(SavedSearch)
+class SavedSearchAdmin(admin.ModelAdmin):
+    list_display = ("name", "page", "query", "owner", "created")
+    list_filter = ("page",)
+    search_fields = ("name", "query", "owner__username")
+    raw_id_fields = ("owner",)
