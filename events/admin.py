@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from events.models import Event, EventRetention, LogMessage, LogRetention
+from events.models import Event, EventRetention, LogMessage, LogRetention, SavedSearch
 from logsvc import retention
 
 
@@ -55,3 +55,11 @@ class LogRetentionAdmin(RetentionAdmin):
 class EventRetentionAdmin(RetentionAdmin):
     list_display = ("owner", "name", "days")
     search_fields = ("owner__username", "name")
+
+
+@admin.register(SavedSearch)
+class SavedSearchAdmin(admin.ModelAdmin):
+    list_display = ("name", "page", "query", "owner", "created")
+    list_filter = ("page",)
+    search_fields = ("name", "query", "owner__username")
+    raw_id_fields = ("owner",)

@@ -157,3 +157,27 @@ class EventRetention(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or 'any event'}: {self.days} days"
+
+
+class SavedSearch(models.Model):
+    """A named filter set of the explorer (/logs/ or /events/): its query string, so its link is the search."""
+
+    class Page(models.TextChoices):
+        LOGS = "logs", "Log messages"
+        EVENTS = "events", "Events"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_searches")
+    name = models.CharField(max_length=100)
+    page = models.CharField(max_length=10, choices=Page.choices)
+    query = models.CharField(max_length=2000, blank=True, help_text="The page's query string, without the '?'.")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "page", "name"], name="savedsearch_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        return f"/{self.page}/?{self.query}" if self.query else f"/{self.page}/"

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0003_event_size'),
+        ('events', '0004_savedsearch'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
