@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from analytics import rollups
 from analytics.models import BotHit, Domain, Export, Hit, Import, Path, RollupFailure, Site
+from logsvc import retention
 
 
 class DomainInline(admin.TabularInline):
@@ -13,7 +17,7 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ("code", "owner", "domain_list", "timezone", "public", "created_at")
+    list_display = ("code", "owner", "domain_list", "timezone", "public", "data_retention", "created_at")
     list_filter = ("public", "created_at")
     search_fields = ("code", "owner__username", "domains__domain")
     raw_id_fields = ("owner",)
@@ -22,6 +26,11 @@ class SiteAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner").prefetch_related("domains")
+
+    def save_model(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.data_retention:
+            retention.schedule()  # the worker's retention passes, queued once
 
     @admin.display(description="domains")
     def domain_list(self, site: Site) -> str:

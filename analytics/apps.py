@@ -12,13 +12,15 @@ class AnalyticsConfig(AppConfig):
         from analytics import geoip, tasks
         from analytics.dashboard import sites_panel
         from analytics.models import Domain, Site
+        from analytics.retention import purge_hits
         from analytics.rollups import health_check
         from analytics.sites import forget_pixel_sites
-        from logsvc import cleanup, deletion, frontdoor, health
+        from logsvc import cleanup, deletion, frontdoor, health, retention
 
         health.register("rollups", health_check)
         health.register("geoip", geoip.health_check)
         cleanup.register("analytics", tasks.prune)
+        retention.register("hits", purge_hits)
         frontdoor.register("sites", 10, sites_panel)
         start = site_deletion.start_deleting
         deletion.register("account", "sites", site_deletion.delete_account_sites, start=start)

@@ -18,6 +18,7 @@ import glob
 import gzip
 import hashlib
 import io
+import operator
 import os
 import queue
 import re
@@ -40,6 +41,7 @@ from analytics.rollups import schedule_roll_up
 from analytics.services import CleanHit, record_hits, visitor_hash
 from analytics.tasks import CSV_HEADER, FORMULA
 from analytics.validation import HitError, Ignored, clean_ip, finish_hit
+from logsvc.db import prepared_cursor
 
 LOG_FORMATS = {
     "combined": '$remote_addr $ignore [$datetime] "$method $path $http" $status $size "$referrer" "$user_agent"',
@@ -394,6 +396,9 @@ def caddy_parser(line: str) -> dict[str, Any]:
     }
 
 
+_HIT_VALUES = operator.attrgetter(*(item.name for item in fields(CleanHit)))  # a CleanHit's values, in order
+
+
 class LogHits:
     """Lines of a server log to CleanHits of a site."""
 
@@ -453,7 +458,7 @@ class LogHits:
             location="",
             language=hitinfo.parse_language(language),
         )
-        return tuple(getattr(hit, item.name) for item in fields(hit))
+        return _HIT_VALUES(hit)
 
     def _visitor(self, ip: str, user_agent: str, day: date) -> uuid.UUID:
         return visitor_hash(self.site_id, ip=ip, user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT), day=day)
@@ -707,9 +712,9 @@ class Writer:
 def store(site: Site, batch: list[tuple[int, CleanHit]]) -> tuple[int, int]:
     """Store the batch's hits not imported before, in one transaction with their keys; returns how many, and how
     many of them are bots'."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {ImportedRow._meta.db_table} (site_id, key) SELECT %s, unnest(%s::bigint[]) "
+            f"INSERT INTO {ImportedRow._meta.db_table} (site_id, key) SELECT %s, unnest(%b::bigint[]) "
             "ON CONFLICT DO NOTHING RETURNING key",
             [site.pk, [key for key, _ in batch]],
         )

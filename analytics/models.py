@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
@@ -29,6 +29,16 @@ DOMAIN_VALIDATOR = RegexValidator(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
     "Enter a host name such as stats.example.com (no scheme, port or path).",
 )
+
+MIN_RETENTION_DAYS = 31  # GoatCounter's lower bound for data_retention (but 0, for ever)
+MAX_RETENTION_DAYS = 100 * 366
+
+
+def validate_data_retention(days: int) -> None:
+    if 0 < days < MIN_RETENTION_DAYS:
+        raise ValidationError(
+            f"Keep hits at least {MIN_RETENTION_DAYS} days (as GoatCounter), or 0 to keep them for ever."
+        )
 
 
 def validate_timezone(value: str) -> None:
@@ -55,6 +65,15 @@ class Site(models.Model):
     link_domain = models.CharField(
         max_length=255, blank=True, help_text="Where the site's pages are, for links from the dashboard (GoatCounter)."
     )
+    # GoatCounter's data_retention: hits older than this many days are deleted by the worker (analytics.retention),
+    # their counts kept in the rollups; 0 keeps them for ever. GoatCounter takes 0 or at least 31.
+    data_retention = models.PositiveIntegerField(
+        default=0,
+        validators=[validate_data_retention, MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text="Delete hits older than this many days (the dashboard and stats keep their counts); 0: keep them.",
+    )
+    # Hits before this time may have been deleted by retention: rebuild_days() recounts only the days after it.
+    hits_deleted_before = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=tz.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -75,9 +76,10 @@ STAT_SOURCES = {
 }
 
 
-def _fold_sql(one_site: bool = False, skip_failed: bool = False) -> list[str]:
+def _fold_sql(one_site: bool = False, skip_failed: bool = False, from_day: bool = False) -> list[str]:
     """The statements that add hits with from_id < id <= to_id (of site_id alone when one_site; less those of
-    its RollupFailures when skip_failed) to every rollup table."""
+    its RollupFailures when skip_failed; of days of the site's zone from from_day on when from_day) to every
+    rollup table."""
     hit, site = Hit._meta.db_table, Site._meta.db_table
     local_day = "(h.created_at AT TIME ZONE s.timezone)::date"
     counts = "count(*), count(*) FILTER (WHERE h.first_visit)"
@@ -85,6 +87,8 @@ def _fold_sql(one_site: bool = False, skip_failed: bool = False) -> list[str]:
     source = f"FROM {hit} h JOIN {site} s ON s.id = h.site_id WHERE h.id > %(from_id)s AND h.id <= %(to_id)s"
     if one_site:
         source += " AND h.site_id = %(site_id)s"
+    if from_day:
+        source += f" AND {local_day} >= %(from_day)s"
     if skip_failed:
         source += (
             f" AND NOT EXISTS (SELECT FROM {RollupFailure._meta.db_table} f"
@@ -277,11 +281,46 @@ def schedule_roll_up() -> None:
 
 def rebuild_days(site: Site) -> None:
     """Recount a site's days after its time zone changed (from the hourly rollup and the hits). The hits of its
-    RollupFailures are left to their retry, which adds them to every table."""
+    RollupFailures are left to their retry, which adds them to every table.
+
+    Days from before the hits retention may have deleted (analytics.retention) are kept as they were counted:
+    only the days after that are recounted from the hits, and their months from the days."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK)
         last = RollupState.objects.filter(name="hits").values_list("last_hit_id", flat=True).first() or 0
-        for model in (PathDay, PathMonth, RefDay, StatDay):
-            model.objects.filter(site=site).delete()
-        for sql in _fold_sql(one_site=True, skip_failed=True)[1:]:
-            cursor.execute(sql, {"from_id": 0, "to_id": last, "site_id": site.pk})
+        site = Site.objects.get(pk=site.pk)
+        horizons = [site.hits_deleted_before]
+        if site.data_retention:  # a pass may be deleting them right now
+            horizons.append(timezone.now() - timedelta(days=site.data_retention))
+        horizon = max((moment for moment in horizons if moment is not None), default=None)
+        if horizon is None:
+            for model in (PathDay, PathMonth, RefDay, StatDay):
+                model.objects.filter(site=site).delete()
+            for sql in _fold_sql(one_site=True, skip_failed=True)[1:]:
+                cursor.execute(sql, {"from_id": 0, "to_id": last, "site_id": site.pk})
+            return
+        # The day the horizon falls in lost some of its hits: it is kept too.
+        first_day = horizon.astimezone(ZoneInfo(site.timezone)).date() + timedelta(days=1)
+        first_month = first_day.replace(day=1)
+        for day_model in (PathDay, RefDay, StatDay):
+            day_model.objects.filter(site=site, day__gte=first_day).delete()
+        PathMonth.objects.filter(site=site, month__gte=first_month).delete()
+        _hour, path_day, _month, *others = _fold_sql(one_site=True, skip_failed=True, from_day=True)
+        for sql in [path_day, *others]:
+            cursor.execute(sql, {"from_id": 0, "to_id": last, "site_id": site.pk, "from_day": first_day})
+        cursor.execute(_months_from_days_sql(), {"site_id": site.pk, "first_month": first_month})
+
+
+def _months_from_days_sql() -> str:
+    """PathMonth's rows of a site from first_month on, summed from its PathDay rows."""
+    return f"""
+        INSERT INTO {PathMonth._meta.db_table}
+            (site_id, path_id, month, pageviews, visitors, daily_pageviews, daily_visitors)
+        SELECT site_id, path_id, month, pv, v, {MONTH_ARRAY.format(values="pvs")}, {MONTH_ARRAY.format(values="vs")}
+        FROM (
+            SELECT site_id, path_id, date_trunc('month', day)::date AS month, sum(pageviews) pv, sum(visitors) v,
+                array_agg(extract(day FROM day)::int) days, array_agg(pageviews) pvs, array_agg(visitors) vs
+            FROM {PathDay._meta.db_table} WHERE site_id = %(site_id)s AND day >= %(first_month)s
+            GROUP BY 1, 2, 3
+        ) m
+    """

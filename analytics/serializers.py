@@ -9,7 +9,19 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics import sites
-from analytics.models import CODE_VALIDATOR, DOMAIN_VALIDATOR, Domain, Export, Hit, Site, validate_timezone
+from analytics.models import (
+    CODE_VALIDATOR,
+    DOMAIN_VALIDATOR,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+    Domain,
+    Export,
+    Hit,
+    Site,
+    validate_data_retention,
+    validate_timezone,
+)
+from logsvc import retention
 from logsvc.fields import IPAddressField, StrictBooleanField, StrictCharField, TimeZoneField
 
 
@@ -40,12 +52,38 @@ class PublicField(StrictBooleanField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "enum": [0]},
+            {"type": "integer", "minimum": MIN_RETENTION_DAYS, "maximum": MAX_RETENTION_DAYS},
+        ]
+    }
+)
+class DataRetentionField(serializers.IntegerField):
+    """Days, as GoatCounter's Go decoder takes them into an int: a JSON integer, not "31", true or 31.0; and 0 (for
+    ever) or at least MIN_RETENTION_DAYS, as GoatCounter validates it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=MAX_RETENTION_DAYS, validators=[validate_data_retention], **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class SiteSettingsSerializer(serializers.Serializer):
     public = PublicField(required=False, help_text='Anyone may read the dashboard: true or "public".')
     timezone = TimeZoneField(
         required=False, validators=[validate_timezone], help_text="IANA zone for days and hours in stats."
     )
     ignore_ips = serializers.ListField(child=IPAddressField(), required=False, max_length=100)
+    data_retention = DataRetentionField(
+        required=False,
+        help_text="Delete hits older than this many days (0, the default: keep them); at least 31. The stats keep "
+        "their counts; exports have only the hits kept.",
+    )
 
 
 MAX_DOMAINS = 20
@@ -55,6 +93,7 @@ class GoatCounterSiteSettingsSerializer(serializers.Serializer):
     public = serializers.ChoiceField(["public", "private"])
     ignore_ips = serializers.ListField(child=serializers.CharField())
     allow_counter = serializers.BooleanField()
+    data_retention = serializers.IntegerField(help_text="Days hits are kept; 0: for ever.")
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -112,11 +151,17 @@ class SiteSerializer(serializers.ModelSerializer):
             **({"cname": domains[0]} if domains else {}),  # no null: the document says string
             "link_domain": site.link_domain,
             "domains": domains,
-            "settings": {"public": site.public, "timezone": site.timezone, "ignore_ips": site.ignore_ips},
+            "settings": {
+                "public": site.public,
+                "timezone": site.timezone,
+                "ignore_ips": site.ignore_ips,
+                "data_retention": site.data_retention,
+            },
             "setttings": {
                 "public": "public" if site.public else "private",
                 "ignore_ips": site.ignore_ips,
                 "allow_counter": False,
+                "data_retention": site.data_retention,
             },
             "user_defaults": {},
             "state": "a",
@@ -178,6 +223,8 @@ class SiteSerializer(serializers.ModelSerializer):
             if name in data:
                 setattr(site, name, data[name])
         site.save()
+        if site.data_retention:
+            retention.schedule()  # the worker's passes, queued once (they may never have been)
         if domains is not None:
             site.domains.exclude(domain__in=domains).delete()
             new = set(domains) - set(site.domains.values_list("domain", flat=True))

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from events.models import Event, LogMessage
+from django.contrib import admin
+from django.http import HttpRequest
+
+from events.models import Event, EventRetention, LogMessage, LogRetention, SavedSearch
+from logsvc import retention
 
 
 @admin.register(LogMessage)
@@ -28,3 +32,34 @@ class EventAdmin(admin.ModelAdmin):
     readonly_fields = ("uid", "created")
     date_hierarchy = "date"
     show_full_result_count = False
+
+
+class RetentionAdmin(admin.ModelAdmin):
+    """Saving a rule makes sure the worker's retention passes are queued (logsvc.retention.schedule)."""
+
+    raw_id_fields = ("owner",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        retention.schedule()
+
+
+@admin.register(LogRetention)
+class LogRetentionAdmin(RetentionAdmin):
+    list_display = ("owner", "application", "up_to_severity", "days")
+    list_filter = ("up_to_severity",)
+    search_fields = ("owner__username", "application")
+
+
+@admin.register(EventRetention)
+class EventRetentionAdmin(RetentionAdmin):
+    list_display = ("owner", "name", "days")
+    search_fields = ("owner__username", "name")
+
+
+@admin.register(SavedSearch)
+class SavedSearchAdmin(admin.ModelAdmin):
+    list_display = ("name", "page", "query", "owner", "created")
+    list_filter = ("page",)
+    search_fields = ("name", "query", "owner__username")
+    raw_id_fields = ("owner",)

@@ -8,8 +8,11 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         from events.deletion import delete_account_data
         from events.panels import events_panel, logs_panel
-        from logsvc import deletion, frontdoor
+        from events.retention import purge_events, purge_log_messages
+        from logsvc import deletion, frontdoor, retention
 
         frontdoor.register("logs", 20, logs_panel)
         frontdoor.register("events", 30, events_panel)
+        retention.register("log messages", purge_log_messages)
+        retention.register("events", purge_events)
         deletion.register("account", "events", delete_account_data)

@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Left
 from django.utils import timezone
@@ -108,3 +109,75 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.uid})"
+
+
+class LogRetention(models.Model):
+    """How long an owner's Logster messages are kept (logsvc.retention; events.retention deletes them).
+
+    A message follows the most specific of its owner's rules: one for its application before one for any
+    application (blank); then, of those, the one with the lowest up_to_severity that covers its severity before
+    one for every severity (blank). So "keep 90 days, but Verbose and Debug (up to 1) 7 days" is two rules.
+    A message no rule covers is kept for ever, as is one whose rule says 0 days.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="log_retentions")
+    application = models.CharField(max_length=256, blank=True, help_text="Blank: any application.")
+    up_to_severity = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(6)],
+        help_text="Messages of this severity (0-6) and lower only; blank: every severity.",
+    )
+    days = models.PositiveIntegerField(help_text="Keep this many days after the message came; 0: for ever.")
+
+    class Meta:
+        verbose_name = "log retention"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "application", "up_to_severity"], nulls_distinct=False, name="logretention_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        severity = "" if self.up_to_severity is None else f" up to severity {self.up_to_severity}"
+        return f"{self.application or 'any application'}{severity}: {self.days} days"
+
+
+class EventRetention(models.Model):
+    """How long an owner's Bytelog events are kept, by their date: a rule for the event's name before the one for
+    any name (blank). An event no rule covers is kept for ever, as is one whose rule says 0 days."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="event_retentions")
+    name = models.CharField(max_length=200, blank=True, help_text="Blank: any event name.")
+    days = models.PositiveIntegerField(help_text="Keep this many days after the event's date; 0: for ever.")
+
+    class Meta:
+        verbose_name = "event retention"
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="eventretention_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'any event'}: {self.days} days"
+
+
+class SavedSearch(models.Model):
+    """A named filter set of the explorer (/logs/ or /events/): its query string, so its link is the search."""
+
+    class Page(models.TextChoices):
+        LOGS = "logs", "Log messages"
+        EVENTS = "events", "Events"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_searches")
+    name = models.CharField(max_length=100)
+    page = models.CharField(max_length=10, choices=Page.choices)
+    query = models.CharField(max_length=2000, blank=True, help_text="The page's query string, without the '?'.")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "page", "name"], name="savedsearch_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url(self) -> str:
+        return f"/{self.page}/?{self.query}" if self.query else f"/{self.page}/"

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from events import views
+from events import explorer, views
 
 urlpatterns = [
     # Logster
@@ -18,4 +18,14 @@ urlpatterns = [
         r"^api/events/(?P<uid>[\w-]{16})$",
         RedirectView.as_view(pattern_name="loggator-event", permanent=True, query_string=True),
     ),
+    # The explorer's pages (events/explorer.py), behind the session login
+    path("logs/", explorer.logs, name="explorer-logs"),
+    path("logs/tail", explorer.logs_tail, name="explorer-logs-tail"),
+    path("logs/histogram", explorer.logs_histogram, name="explorer-logs-histogram"),
+    path("logs/<int:message_id>/", explorer.log_message, name="explorer-log"),
+    path("events/", explorer.events, name="explorer-events"),
+    path("events/histogram", explorer.events_histogram, name="explorer-events-histogram"),
+    path("events/trace/<path:trace_id>", explorer.trace, name="explorer-trace"),
+    re_path(r"^(?P<page>logs|events)/saved/$", explorer.save_search, name="explorer-save-search"),
+    path("saved/<int:search_id>/delete/", explorer.delete_search, name="explorer-delete-search"),
 ]

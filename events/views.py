@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import base64
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery
-from django.db.models import F, Func, IntegerField, Q
+from django.db.models import F, Func, IntegerField
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -15,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events import services
-from events.models import SEARCH_CONFIG, SEARCH_SEPARATORS, Event, LogMessage
+from events import filters, services
+from events.filters import decode_cursor, encode_cursor, filter_events, filter_log_messages, older_than
+from events.models import Event, LogMessage
 from events.parsers import LogsterTextXMLParser, LogsterXMLParser
 from events.serializers import (
     EventInputSerializer,
@@ -27,15 +26,13 @@ from events.serializers import (
     PublicEventSerializer,
     StoredLogMessageSerializer,
 )
-from events.validation import clean_event, clean_log_message, parse_timestamp
+from events.validation import clean_event, clean_log_message
 from logsvc.auth import KeyRequest
 from logsvc.idempotency import idempotent
 from logsvc.middleware import CALLBACK_RE
 from logsvc.openapi import bounded, error_responses
 from logsvc.pagination import fit_page
 from logsvc.parsers import JSONParser
-
-SEARCH_SPACES = str.maketrans(SEARCH_SEPARATORS, " " * len(SEARCH_SEPARATORS))
 
 
 def iso(value: datetime) -> str:
@@ -47,16 +44,7 @@ MAX_EVENT_OFFSET = 10**9
 
 
 def int_param(request: Request, name: str, default: int, maximum: int, minimum: int = 0) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if not minimum <= value <= maximum:
-        raise exceptions.ValidationError({name: [f"Must be a whole number from {minimum} to {maximum}."]})
-    return value
+    return filters.int_param(request.query_params, name, default, maximum, minimum)
 
 
 def batch_items(data: Any, noun: str) -> list[Any]:
@@ -102,18 +90,6 @@ TEXT_SIZE = sum(
 )
 
 
-def encode_cursor(message: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"{message['created'].isoformat()}|{message['pk']}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        created, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), int(pk)
-    except ValueError:
-        raise exceptions.ValidationError({"cursor": ["Use the Next link of a previous page."]}) from None
-
-
 class LogMessageListView(APIView):
     """Logster: post log messages (JSON or XML, one or a batch), list and search your own."""
 
@@ -143,24 +119,9 @@ class LogMessageListView(APIView):
     )
     def get(self, request: KeyRequest) -> Response:
         params = request.query_params
-        messages = LogMessage.objects.owned_by(request.user).defer("search")
-        if "severity" in params:
-            messages = messages.filter(severity__gte=int_param(request, "severity", 0, 6))
-        for field in ("application", "category", "user"):
-            if params.get(field):
-                messages = messages.filter(**{field: params[field]})
-        for name, lookup in (("since", "created__gte"), ("until", "created__lt")):
-            if name in params:  # an empty one too: the document says a date-time
-                moment = parse_timestamp(params[name])
-                if moment is None:
-                    raise exceptions.ValidationError({name: ["Use ISO 8601, such as 2026-01-31T12:00:00Z."]})
-                messages = messages.filter(**{lookup: moment})
-        if params.get("q"):
-            words = params["q"].translate(SEARCH_SPACES)
-            messages = messages.filter(search=SearchQuery(words, config=SEARCH_CONFIG, search_type="websearch"))
+        messages = filter_log_messages(LogMessage.objects.owned_by(request.user).defer("search"), params)
         if params.get("cursor"):
-            created, pk = decode_cursor(params["cursor"])
-            messages = messages.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
+            messages = messages.filter(older_than("created", *decode_cursor(params["cursor"])))
         limit = int_param(request, "limit", 100, 1000, minimum=1)
         # The rows' sizes first (octet_length reads no TOASTed text), then the text of those the page holds.
         messages = messages.order_by("-created", "-pk")
@@ -170,7 +131,7 @@ class LogMessageListView(APIView):
         next_url = None
         if len(sizes) > len(chosen):
             query = params.copy()
-            query["cursor"] = encode_cursor(page[-1])
+            query["cursor"] = encode_cursor(page[-1]["created"], page[-1]["pk"])
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         return Response({"Messages": [log_message_json(m) for m in page], "Next": next_url})
 
@@ -252,26 +213,6 @@ def event_page(events: Any, offset: int, limit: int) -> Any:
     return Event.objects.filter(pk__in=fit_page(sizes, limit)).order_by("date", "id")
 
 
-def date_filters(request: Request) -> dict[str, datetime]:
-    """`start` and `end` as days (YYYY-MM-DD, both included whole) or exact ISO 8601 times."""
-    filters = {}
-    for name in ("start", "end"):
-        if name not in request.query_params:
-            continue
-        raw = request.query_params[name].strip()  # an empty one is refused: the document says a date
-        moment = parse_timestamp(raw)
-        if moment is None:
-            raise exceptions.ValidationError({name: ["Use a date as YYYY-MM-DD (or an ISO 8601 time)."]})
-        if name == "start":
-            filters["date__gte"] = moment
-        elif "T" not in raw.upper() and " " not in raw:  # a day (2021-08-15, 20210815), not a time
-            if moment.date() < date.max:  # end=9999-12-31 has no day after it: no upper bound
-                filters["date__lt"] = moment + timedelta(days=1)  # end=2021-08-15 includes all of that day
-        else:
-            filters["date__lte"] = moment
-    return filters
-
-
 class EventListView(APIView):
     """Bytelog: register events (one, or a JSON array of up to 1000) and list yours by date."""
 
@@ -293,9 +234,7 @@ class EventListView(APIView):
         responses={200: EventListSerializer, **BYTELOG_ERRORS},
     )
     def get(self, request: KeyRequest) -> Response:
-        events = Event.objects.owned_by(request.user).filter(**date_filters(request))
-        if name := request.query_params.get("name"):
-            events = events.filter(name=name)
+        events = filter_events(Event.objects.owned_by(request.user), request.query_params)
         limit = int_param(request, "limit", 100, 1000)
         offset = int_param(request, "offset", 0, MAX_EVENT_OFFSET)
         return Response({"count": events.count(), "events": events_json(request, event_page(events, offset, limit))})

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from logsvc.deletion import request_deletion
-from logsvc.models import ApiKey, Deletion, IdempotencyRecord, RateLimitCounter, User
+from logsvc.models import ApiKey, Deletion, IdempotencyRecord, RateLimitCounter, RetentionRun, User
 
 
 @admin.register(User)
@@ -85,3 +85,22 @@ class RateLimitCounterAdmin(admin.ModelAdmin):
     list_display = ("key", "window_start", "count", "expires")
     search_fields = ("key",)
     list_filter = ("expires",)
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(admin.ModelAdmin):
+    """What each pass of retention deleted (logsvc.retention); written by the worker and `prune`, read-only here."""
+
+    list_display = ("started_at", "finished_at", "trigger", "summary", "error")
+    list_filter = ("trigger", "started_at")
+    readonly_fields = ("started_at", "finished_at", "trigger", "deleted", "error")
+
+    @admin.display(description="deleted")
+    def summary(self, run: RetentionRun) -> str:
+        return run.summary()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -84,14 +84,21 @@ async def note_use(key: ApiKey) -> None:
 
 async def count_rate(item: Any, bucket: str, rate: str) -> tuple[ratelimit.Usage | None, int]:
     """Put a batch item in its rate-limit window (its limit, period and window, from rate). With Redis it is
-    counted there now and its usage returned; otherwise its count is left to the batch's transaction
-    (item.bucket) and None returned. Also the seconds until the window ends."""
+    counted there now and its usage returned; otherwise (or when Redis fails) its count is left to the batch's
+    transaction (item.bucket) and None returned. Also the seconds until the window ends."""
     item.limit, item.period = ratelimit.parse_rate(rate)
     now = time.time()
     item.window = int(now // item.period)
     reset = max(1, math.ceil((item.window + 1) * item.period - now))
-    if settings.REDIS_URL:
-        return item_usage(item, await ratelimit.count_in_redis_async(bucket, item.window, item.period), reset), reset
+    if ratelimit.use_redis():
+        import redis
+
+        try:
+            count = await ratelimit.count_in_redis_async(bucket, item.window, item.period)
+        except redis.RedisError as error:  # counted in the batch's transaction instead, as without Redis
+            ratelimit.redis_failed(error)
+        else:
+            return item_usage(item, count, reset), reset
     item.bucket = bucket
     return None, reset
 

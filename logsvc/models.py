@@ -210,3 +210,28 @@ class Deletion(models.Model):
             "started_at": self.started.isoformat() if self.started else None,
             "deleted_rows": self.deleted,
         }
+
+
+class RetentionRun(models.Model):
+    """One pass of retention (logsvc.retention): what each app's purge deleted, for the operator."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=20, help_text='"worker" (the schedule) or "prune".')
+    # {"log messages": 120, "events": 0, "hits": 5000}: rows deleted by each registered purge, filled in as it goes
+    deleted = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "retention run"
+
+    def __str__(self) -> str:
+        return f"retention run of {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    def summary(self) -> str:
+        """What it deleted: '0 events, 5000 hits and 120 log messages' (by name: jsonb keeps no order)."""
+        parts = [f"{count} {name}" for name, count in sorted(self.deleted.items())]
+        if len(parts) < 2:
+            return parts[0] if parts else "nothing"
+        return ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -1,5 +1,9 @@
 """Fixed-window rate limits whose counters every process shares: Redis when REDIS_URL is set, else PostgreSQL.
 
+When Redis does not answer (down, unreachable, refusing us), a request is counted in PostgreSQL instead, as
+without Redis, and Redis is left alone for REDIS_RETRY_SECONDS: a cache going away costs nobody an answer.
+During the switch a window's count is split over both, so a client may get up to twice its limit once.
+
 A view opts in with `throttle_scope`; settings.RATE_LIMITS maps a scope to "requests/seconds". Usage is
 counted per API key (per user for a session, per IP when anonymous). RateLimitHeadersMiddleware writes the
 X-Rate-Limit-* headers; DRF answers 429 with Retry-After.
@@ -8,6 +12,7 @@ X-Rate-Limit-* headers; DRF answers 429 with Retry-After.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import weakref
@@ -39,11 +44,33 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), int(seconds or 1)
 
 
+logger = logging.getLogger(__name__)
+
+REDIS_TIMEOUT = 0.5  # seconds to connect or to answer: Redis answers in well under a millisecond when it is up
+REDIS_RETRY_SECONDS = 5.0
+_redis_down_until: dict[str, float] = {}  # REDIS_URL -> when to try it again
+
+
+def use_redis() -> bool:
+    """Whether to count in Redis now: it is configured and has not just failed."""
+    url = settings.REDIS_URL
+    return bool(url) and time.monotonic() >= _redis_down_until.get(url, 0.0)
+
+
+def redis_failed(error: Exception) -> None:
+    """Count in PostgreSQL for the next REDIS_RETRY_SECONDS, and say so once per failure."""
+    _redis_down_until[settings.REDIS_URL] = time.monotonic() + REDIS_RETRY_SECONDS
+    logger.warning(
+        "Redis at REDIS_URL failed (%s: %s); rate limits are counted in PostgreSQL, and Redis is tried again in %.0f s",
+        type(error).__name__, error, REDIS_RETRY_SECONDS,
+    )  # fmt: skip
+
+
 @cache
 def _redis(url: str) -> Any:
     import redis
 
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
 
 
 def _count_in_redis(bucket: str, window: int, period: int) -> int:
@@ -75,8 +102,16 @@ def consume(bucket: str, rate: str) -> Usage:
     limit, period = parse_rate(rate)
     now = time.time()
     window = int(now // period)
-    counter = _count_in_redis if settings.REDIS_URL else _count_in_postgres
-    count = counter(bucket, window, period)
+    count = None
+    if use_redis():
+        import redis
+
+        try:
+            count = _count_in_redis(bucket, window, period)
+        except redis.RedisError as error:
+            redis_failed(error)
+    if count is None:
+        count = _count_in_postgres(bucket, window, period)
     reset = max(1, math.ceil((window + 1) * period - now))
     return Usage(limit=limit, remaining=max(limit - count, 0), reset=reset, allowed=count <= limit)
 
@@ -174,7 +209,9 @@ async def count_in_redis_async(bucket: str, window: int, period: int) -> int:
     loop = asyncio.get_running_loop()  # a client per loop: a test's asyncio.run makes a new one
     client = _redis_clients.get(loop)
     if client is None:
-        client = _redis_clients[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        client = _redis_clients[loop] = redis.asyncio.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
     key = f"ratelimit:{bucket}:{window}"
     count = int(await client.incr(key))
     if count == 1:

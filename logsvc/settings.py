@@ -282,6 +282,13 @@ ROLLUP_INTERVAL_SECONDS = env_int("ROLLUP_INTERVAL_SECONDS", 1)
 ROLLUP_RETRY_SECONDS = env_int("ROLLUP_RETRY_SECONDS", 600)
 # Bot hits are kept apart from people's, and only this long (GoatCounter: 30 days).
 BOT_HIT_DAYS = env_int("BOT_HIT_DAYS", 30)
+# Retention (logsvc.retention): the worker deletes what owners asked to keep only so long, this often, in batches
+# of this many rows (one short transaction each). What to keep is set per owner (README, "Retention").
+RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 60 * 60)
+RETENTION_BATCH = env_int("RETENTION_BATCH", 5000)
+# After each batch the worker waits this percentage of the time the batch took, so that it takes at most about
+# half of the database's time (100) and ingestion beside it keeps its pace (0: no pause).
+RETENTION_PAUSE_PERCENT = env_int("RETENTION_PAUSE_PERCENT", 100)
 # A hit's country (and region) comes from its IP: by default from the registries' data that iptocc ships, or
 # from this MaxMind GeoLite2/GeoIP2 .mmdb file (analytics.geoip). Its path is checked by `manage.py check`.
 GEOIP_DATABASE = os.getenv("GEOIP_DATABASE", "")

@@ -31,6 +31,7 @@ from analytics.models import BotHit, Hit, Site
 from analytics.tests.conftest import database_url
 from analytics.tests.test_ratelimit_processes import free_port, server_env
 from conftest import run_coroutine
+from logsvc import ratelimit
 from logsvc.asgi import application, close_lookup_connections
 from logsvc.models import RateLimitCounter
 
@@ -147,6 +148,17 @@ def test_the_rate_limit_is_counted_in_redis_when_there_is_one(settings, site):
     assert sorted(status for status, _, _ in answers) == [200, 200, 429, 429]
     assert len(paths()) == 2
     assert not RateLimitCounter.objects.exists()
+
+
+def test_the_rate_limit_is_counted_in_the_batch_while_redis_does_not_answer(settings, site, caplog, monkeypatch):
+    monkeypatch.setattr(ratelimit, "_redis_down_until", {})
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: a Redis that went away
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter-pixel": "2/3600"}
+    answers = run(*(call("/count/alice-blog", f"p=/down{n}") for n in range(3)))
+    assert sorted(status for status, _, _ in answers) == [200, 200, 429]
+    assert len(paths()) == 2
+    assert RateLimitCounter.objects.get().count == 3  # counted in PostgreSQL instead
+    assert "rate limits are counted in PostgreSQL" in caplog.text
 
 
 def test_a_failed_batch_fails_only_the_requests_whose_rows_were_in_it(site, alice):

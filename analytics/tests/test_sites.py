@@ -112,7 +112,12 @@ def test_it_lists_the_users_sites(api_client, alice, blog, charlies):
         (blog.pk, "alice-blog", [HOST]),
         (notes.pk, "alice-notes", []),
     ]
-    assert r.json()["sites"][0]["settings"] == {"public": False, "timezone": "UTC", "ignore_ips": []}
+    assert r.json()["sites"][0]["settings"] == {
+        "public": False,
+        "timezone": "UTC",
+        "ignore_ips": [],
+        "data_retention": 0,
+    }
 
 
 def test_it_never_lists_another_users_sites(charlie_client, blog, charlies):
@@ -244,7 +249,12 @@ def test_it_changes_only_the_fields_sent(api_client, blog):
         site_url(blog), {"settings": {"timezone": "Europe/Berlin", "ignore_ips": ["192.0.2.1"]}}, format="json"
     )
     assert r.status_code == 200
-    assert r.json()["settings"] == {"public": False, "timezone": "Europe/Berlin", "ignore_ips": ["192.0.2.1"]}
+    assert r.json()["settings"] == {
+        "public": False,
+        "timezone": "Europe/Berlin",
+        "ignore_ips": ["192.0.2.1"],
+        "data_retention": 0,
+    }
     blog.refresh_from_db()
     assert (blog.code, blog.timezone, blog.ignore_ips, blog.public) == (
         "alice-blog",

@@ -105,6 +105,16 @@ ELSEWHERE = {
     "oauth/applications/": "social.tests.test_oauth::test_apps_page_shows_only_the_users_own_apps",
     "oauth/authorized_tokens/": "logsvc.tests.test_abuse_tenancy::test_the_authorized_apps_page_lists_only_ones_own",
     "^oauth/revoke_token/?$": "logsvc.tests.test_abuse_tenancy::test_an_app_cannot_revoke_another_apps_token",
+    # the explorer (events/explorer.py): a signed-in user's own messages, events and saved searches
+    "logs/": "events.tests.test_explorer_logs::test_it_lists_ones_own_messages_newest_first",
+    "logs/tail": "events.tests.test_explorer_logs::test_the_tail_answers_what_is_newer_than_the_cursor_with_the_filters",
+    "logs/histogram": "events.tests.test_explorer_logs::test_the_histogram_counts_the_chosen_messages_by_severity",
+    "logs/<int:message_id>/": "events.tests.test_explorer_logs::test_a_message_page_lays_out_its_exception_and_what_happened_around_it",
+    "events/": "events.tests.test_explorer_events::test_it_lists_ones_own_events_newest_first_with_their_links",
+    "events/histogram": "events.tests.test_explorer_events::test_it_lists_ones_own_events_newest_first_with_their_links",
+    "events/trace/<path:trace_id>": "events.tests.test_explorer_events::test_another_users_trace_is_a_404",
+    "^(?P<page>logs|events)/saved/$": "events.tests.test_explorer_saved::test_it_saves_a_search_and_lists_it_on_its_page",
+    "saved/<int:search_id>/delete/": "events.tests.test_explorer_saved::test_it_deletes_only_ones_own",
     # avatars are public, as the profiles that link them; nothing but a stored picture is served
     "media/<path:path>": "social.tests.test_avatars::test_media_serves_nothing_but_stored_pictures",
 }

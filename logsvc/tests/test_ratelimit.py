@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from conftest import client_with_key, make_key
 from events.models import Event, LogMessage
+from logsvc import ratelimit
 from logsvc.models import ApiKey, RateLimitCounter
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -174,6 +175,28 @@ def test_it_keeps_the_counters_in_redis_when_set(redis_server, api_client, froze
     assert server.get(name) == b"2"
     assert 0 < server.ttl(name) <= 61
     assert not RateLimitCounter.objects.exists()
+
+
+def test_it_counts_in_postgresql_while_redis_does_not_answer(settings, api_client, frozen, caplog, monkeypatch):
+    monkeypatch.setattr(ratelimit, "_redis_down_until", {})
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: a Redis that went away
+    answers = [api_client.post(LOGSTER, {"Message": f"m{n}", "Severity": 1}, format="json") for n in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert [a["X-Rate-Limit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert LogMessage.objects.count() == 3
+    assert RateLimitCounter.objects.get().count == 4
+    assert caplog.text.count("rate limits are counted in PostgreSQL") == 1  # Redis left alone for a while
+
+
+def test_it_tries_redis_again_once_the_wait_is_over(settings, redis_server, api_client, frozen, monkeypatch):
+    monkeypatch.setattr(ratelimit, "_redis_down_until", {})
+    ratelimit.redis_failed(ConnectionError("as if it had just failed"))
+    assert api_client.post(LOGSTER, {"Message": "during", "Severity": 1}, format="json").status_code == 200
+    assert RateLimitCounter.objects.count() == 1 and not redis_server.keys()
+    ratelimit._redis_down_until[REDIS_URL] -= ratelimit.REDIS_RETRY_SECONDS  # the wait is over
+    answer = api_client.post(LOGSTER, {"Message": "after", "Severity": 1}, format="json")
+    assert answer.status_code == 200 and answer["X-Rate-Limit-Remaining"] == "2"  # a fresh count, in Redis
+    assert redis_server.keys()
 
 
 def test_it_sends_no_rate_limit_headers_on_a_401(backend, frozen):

@@ -5,6 +5,7 @@ from typing import Any
 from django.apps import apps
 from django.core.management.base import BaseCommand
 
+from logsvc import retention
 from logsvc.models import SCOPES, ApiKey, User
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -31,6 +32,7 @@ class Command(BaseCommand):
             domain_model = apps.get_model("analytics", "Domain")  # (unless another site has them already)
             domains = [domain_model(site=site, domain=domain) for domain in ("localhost", "127.0.0.1")]
             domain_model.objects.bulk_create(domains, ignore_conflicts=True)
+        retention.schedule()  # the worker's retention passes (they delete nothing until a retention is set)
         base = "http://127.0.0.1:8000"
         self.stdout.write(
             f"\nDemo user: demo / demo (admin at {base}/admin/); belle, a second user to follow and @mention\n"

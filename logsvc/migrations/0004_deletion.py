@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('logsvc', '0002_alter_apikey_scopes'),
+        ('logsvc', '0003_retentionrun'),
     ]
 
     operations = [
