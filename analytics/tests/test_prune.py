@@ -127,4 +127,5 @@ def test_it_prints_zeroes_when_there_is_nothing_to_prune(db):
             "0 interrupted exports queued again or failed."
         ),
         "Retention deleted 0 events, 0 hits and 0 log messages.",
+        "0 interrupted deletions queued again.",
     ]
