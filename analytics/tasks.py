@@ -1,7 +1,8 @@
 """Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV and JSON exports, and imports.
 
-An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a file, so the
-worker's memory stays flat whatever the number of hits. While it runs, the worker holds a session-level
+An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a temporary file,
+so the worker's memory stays flat whatever the number of hits, then saved to the "exports" storage (PostgreSQL by
+default, see logsvc.storage), where every web host reads it. While it runs, the worker holds a session-level
 advisory lock on the export: if the worker dies, PostgreSQL drops the lock with its connection, and
 reap_stale_exports() (run when anyone looks at the export, and by `manage.py prune`) sees a started export
 nobody holds and runs it again, or marks it failed after EXPORT_MAX_ATTEMPTS; and an export never started
@@ -15,10 +16,14 @@ import gzip
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import storages
 from django.db import connection, transaction
 from django.db.models import Q
 from django.tasks import TaskResultStatus, task
@@ -85,10 +90,10 @@ def _export_json_sql() -> str:
     """
 
 
-def export_path(export: Export) -> str:
+def export_name(export: Export) -> str:
+    """The export's name in the "exports" storage (and the download's file name)."""
     stamp = export.created_at.strftime("%Y%m%dT%H%M%SZ")
-    name = f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.{export.format}.gz"
-    return os.path.join(settings.EXPORT_DIR, name)
+    return f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.{export.format}.gz"
 
 
 def last_committed_hit_id(site_id: int | None, start: int) -> int:
@@ -148,34 +153,30 @@ def _write_export(export: Export) -> None:
     Export.objects.filter(pk=export.pk).update(started_at=timezone.now(), attempts=export.attempts + 1)
     start = export.start_from_hit_id or 0
     last = last_committed_hit_id(export.site_id, start)
-    path = export_path(export)
-    os.makedirs(settings.EXPORT_DIR, exist_ok=True)
-    partial = f"{path}.partial"
-    try:
+    # This host's temporary file (gone with the process should it die), then the shared storage.
+    with tempfile.TemporaryFile(prefix="goatcounter-export-") as partial:
         rows = (_write_json if export.format == "json" else _write_csv)(export, partial, start, last)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
-        raise
-    os.replace(partial, path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as written:
-        while block := written.read(1 << 20):
+        size = partial.tell()
+        digest = hashlib.sha256()
+        partial.seek(0)
+        while block := partial.read(1 << 20):
             digest.update(block)
-    size = os.path.getsize(path)
-    Export.objects.filter(pk=export.pk).update(
-        file=path,
-        last_hit_id=last if last > start else export.start_from_hit_id,
-        num_rows=rows,
-        size=f"{max(size / 1_000_000, 0.1):.1f}",
-        hash=f"sha256-{digest.hexdigest()}",
-        finished_at=timezone.now(),
-    )
+        # One transaction with PostgreSQL's storage: the file is there if and only if the export says finished.
+        with transaction.atomic():
+            name = storages["exports"].save(export_name(export), File(partial))
+            Export.objects.filter(pk=export.pk).update(
+                file=name,
+                last_hit_id=last if last > start else export.start_from_hit_id,
+                num_rows=rows,
+                size=f"{max(size / 1_000_000, 0.1):.1f}",
+                hash=f"sha256-{digest.hexdigest()}",
+                finished_at=timezone.now(),
+            )
 
 
-def _write_csv(export: Export, partial: str, start: int, last: int) -> int:
+def _write_csv(export: Export, partial: IO[bytes], start: int, last: int) -> int:
     """COPY the hits to partial, gzip'd; returns how many rows."""
-    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out:
+    with gzip.GzipFile(fileobj=partial, mode="wb", compresslevel=6) as out:
         out.write(CSV_HEADER.encode())
         with connection.cursor() as cursor:
             with cursor.cursor.copy(_export_sql(), _export_params(export, start, last)) as copy:
@@ -197,12 +198,11 @@ def _export_params(export: Export, start: int, last: int) -> list:
     return [export.site_id, start, last, export.start_from_day or datetime.min.replace(tzinfo=UTC)]
 
 
-def _write_json(export: Export, partial: str, start: int, last: int) -> int:
+def _write_json(export: Export, partial: IO[bytes], start: int, last: int) -> int:
     """The hits to partial as a gzip'd JSON array, read from a server-side cursor (flat memory); returns how many."""
     rows = 0
     with (
-        open(partial, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out,
+        gzip.GzipFile(fileobj=partial, mode="wb", compresslevel=6) as out,
         transaction.atomic(),  # a named cursor lives in a transaction
         connection.chunked_cursor() as cursor,
     ):
@@ -266,10 +266,8 @@ def delete_expired_exports() -> int:
     expired = Export.objects.filter(finished_at__lte=cutoff).exclude(Q(file="") | Q(file__isnull=True))
     deleted = 0
     for export in expired:
-        try:
-            os.remove(export.file)
-        except FileNotFoundError:
-            pass
+        with contextlib.suppress(FileNotFoundError):
+            storages["exports"].delete(export.file)
         Export.objects.filter(pk=export.pk).update(file="")
         deleted += 1
     return deleted

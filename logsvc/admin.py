@@ -7,7 +7,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 from django.utils import timezone
 
-from logsvc.models import ApiKey, IdempotencyRecord, RateLimitCounter, User
+from logsvc.models import ApiKey, IdempotencyRecord, RateLimitCounter, StoredFile, User
 
 
 @admin.register(User)
@@ -54,3 +54,12 @@ class RateLimitCounterAdmin(admin.ModelAdmin):
     list_display = ("key", "window_start", "count", "expires")
     search_fields = ("key",)
     list_filter = ("expires",)
+
+
+@admin.register(StoredFile)
+class StoredFileAdmin(admin.ModelAdmin):
+    """Exports and avatars kept in PostgreSQL (logsvc.storage): listed to see what takes room, never edited."""
+
+    list_display = ("name", "size", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("name", "size", "created_at")

@@ -154,14 +154,51 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.getenv("STATIC_ROOT", BASE_DIR / "staticfiles"))
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "logsvc.staticfiles.StaticFilesStorage"},
-}
+MEDIA_URL = "media/"
+# Files every host reads (avatars as "default", GoatCounter exports as "exports"): in PostgreSQL by default
+# (logsvc.storage), in S3-compatible object storage with FILE_STORAGE=s3 (django-storages), or on this host's
+# disk with FILE_STORAGE=local (MEDIA_ROOT, EXPORT_DIR: one host only, or a shared mount). See README "Files".
+FILE_STORAGE = os.getenv("FILE_STORAGE", "postgres")
+if FILE_STORAGE == "postgres":
+    FILE_STORAGES = {
+        "default": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "media"}},
+        "exports": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "exports"}},
+    }
+elif FILE_STORAGE == "s3":
+    S3_OPTIONS = {
+        "bucket_name": os.getenv("S3_BUCKET", ""),
+        "endpoint_url": os.getenv("S3_ENDPOINT_URL") or None,  # unset: AWS itself
+        "region_name": os.getenv("S3_REGION") or None,
+        "access_key": os.getenv("S3_ACCESS_KEY_ID") or None,  # unset: boto3's own chain (instance roles, ...)
+        "secret_key": os.getenv("S3_SECRET_ACCESS_KEY") or None,
+        "file_overwrite": False,
+        # A download of a large export spools to this host's temp disk past 8 MB, not to memory.
+        "max_memory_size": 8 * 1024 * 1024,
+    }
+    if not S3_OPTIONS["bucket_name"]:
+        raise ImproperlyConfigured("FILE_STORAGE=s3 needs S3_BUCKET (and S3_ENDPOINT_URL for other than AWS).")
+    FILE_STORAGES = {
+        # Avatars are public pictures: plain URLs (the bucket's media/ readable by anyone, or served by /media/).
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**S3_OPTIONS, "location": "media", "querystring_auth": env_bool("S3_SIGNED_URLS")},
+        },
+        "exports": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**S3_OPTIONS, "location": "exports"}},
+    }
+elif FILE_STORAGE == "local":
+    FILE_STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"), "base_url": "/-/"},
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"FILE_STORAGE must be postgres, s3 or local; not {FILE_STORAGE!r}")
+STORAGES = {**FILE_STORAGES, "staticfiles": {"BACKEND": "logsvc.staticfiles.StaticFilesStorage"}}
 # Local runs serve static files straight from the apps, no collectstatic needed.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
-MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "var" / "media"))
 
 REST_FRAMEWORK = {
@@ -265,8 +302,8 @@ RATE_LIMITS = {
 
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)
 
-# GoatCounter exports: written here by the worker, downloadable this long, then deleted (manage.py prune).
-EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))
+# GoatCounter exports: written by the worker to the "exports" storage (above), downloadable this long, then
+# deleted (manage.py prune).
 EXPORT_TTL_SECONDS = env_int("EXPORT_TTL_SECONDS", 24 * 60 * 60)
 # A worker killed mid-export: its export is run again, this many times in all, then marked failed.
 EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
