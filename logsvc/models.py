@@ -195,3 +195,13 @@ class StoredChunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of file {self.file_id}"
+
+
+class ReplicaHeartbeat(models.Model):
+    """One row, stamped on the primary by the processes that read from a replica (logsvc.replica): how old the
+    replica's copy of it is, by the primary's clock, is how far the replica is behind."""
+
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"primary's heartbeat at {self.at}"

@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "logsvc.replica.ReplicaMiddleware",  # after the session and user: a view's reads, a client's writes
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into logsvc.signin's 429
@@ -131,6 +132,21 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
     5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
 )
+# A read replica (a PostgreSQL streaming standby): the reads that tolerate a little lag go there while it is at
+# most DATABASE_REPLICA_MAX_LAG seconds behind; a client that just wrote reads from the primary (logsvc.replica).
+DATABASE_REPLICA_MAX_LAG = env_int("DATABASE_REPLICA_MAX_LAG", 5)
+if os.getenv("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {
+        **dj_database_url.parse(os.environ["DATABASE_REPLICA_URL"]),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        # a replica that is down costs a request at most this long, then DOWN_SECONDS of reads on the primary
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "connect_timeout": 2},
+        # Django's tests point it at the default's test database (a second connection to it), not a database of
+        # its own; the server's own tests start a real one (logsvc/tests/test_replica.py)
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["logsvc.replica.ReplicaRouter"]
 
 REDIS_URL = os.getenv("REDIS_URL", "")
 if REDIS_URL:
