@@ -63,3 +63,6 @@ class StoredFileAdmin(admin.ModelAdmin):
     list_display = ("name", "size", "created_at")
     search_fields = ("name",)
     readonly_fields = ("name", "size", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # written through the storage (an upload, an export), never by hand
