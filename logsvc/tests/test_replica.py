@@ -3,11 +3,16 @@
 The "replica" is a copy of the test database (CREATE DATABASE ... TEMPLATE) taken before the writes: a read the
 server sends there does not see them, which is how a test tells where a read went. Its heartbeat says how far
 behind it is: left as copied it is "keeping up" (DATABASE_REPLICA_MAX_LAG is large), set an hour back it is
-behind. A real streaming standby is bench/topology.py's.
+behind. The worker's exports read through it the same way. A real streaming standby is bench/topology.py's.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,8 +21,13 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from django.db import connections
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db import connections, transaction
 
+from analytics.models import Export, Site
+from analytics.services import CleanHit, record_hits
+from analytics.tasks import run_export
 from analytics.tests.conftest import database_url
 from analytics.tests.test_ratelimit_processes import server_env, start_servers
 from conftest import make_key
@@ -124,3 +134,47 @@ def test_an_unreachable_replica_leaves_reads_on_the_primary(request, alice, tran
     assert time.monotonic() - started < 5  # a refused connection costs nothing that a client notices
     shown = health(base)
     assert shown["status"] == "degraded" and shown["replica"].startswith("unreachable")
+
+
+def run_worker(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "-v0"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def exported_titles(export: Export) -> set[str]:
+    export.refresh_from_db()
+    assert export.error == "" and export.finished_at is not None
+    with storages["exports"].open(export.file) as stored:
+        rows = list(csv.reader(io.StringIO(gzip.decompress(stored.read()).decode())))
+    return {row[1] for row in rows[1:]}
+
+
+def test_an_export_reads_its_hits_from_a_replica_that_has_them_else_from_the_primary(alice, replica_copy):
+    site = Site.objects.create(code="alice-blog", owner=alice)
+    with transaction.atomic():
+        record_hits(site, [CleanHit(path="/", title="Home"), CleanHit(path="/about", title="Home")])
+    replica.stamp_heartbeat()
+    url = replica_copy()
+    with psycopg.connect(url, autocommit=True) as copy:  # what only the replica says, to tell where a read went
+        copy.execute("UPDATE analytics_path SET title = 'from the replica'")
+        copy.execute("UPDATE logsvc_replicaheartbeat SET at = now() + interval '1 hour'")  # it has every commit
+    env = server_env(DATABASE_REPLICA_URL=url, DATABASE_REPLICA_MAX_LAG="5")
+
+    first = Export.objects.create(site=site)
+    run_export.enqueue(first.pk)
+    run_worker(env)
+    assert exported_titles(first) == {"from the replica"}
+
+    with psycopg.connect(url, autocommit=True) as copy:
+        copy.execute("UPDATE logsvc_replicaheartbeat SET at = now() - interval '1 hour'")  # an hour behind
+    second = Export.objects.create(site=site)
+    run_export.enqueue(second.pk)
+    run_worker(env)
+    assert exported_titles(second) == {"Home"}  # the primary's
