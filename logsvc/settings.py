@@ -175,6 +175,7 @@ MEDIA_URL = "media/"
 # (logsvc.storage), in S3-compatible object storage with FILE_STORAGE=s3 (django-storages), or on this host's
 # disk with FILE_STORAGE=local (MEDIA_ROOT, EXPORT_DIR: one host only, or a shared mount). See README "Files".
 FILE_STORAGE = os.getenv("FILE_STORAGE", "postgres")
+EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))  # FILE_STORAGE=local's exports
 if FILE_STORAGE == "postgres":
     FILE_STORAGES = {
         "default": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "media"}},
@@ -206,7 +207,7 @@ elif FILE_STORAGE == "local":
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "exports": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"), "base_url": "/-/"},
+            "OPTIONS": {"location": EXPORT_DIR, "base_url": "/-/"},
         },
     }
 else:
