@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -27,6 +27,7 @@ from analytics.models import Import, PathDay, Site
 from analytics.serializers import HitsDeletionSerializer
 from analytics.sites import live, with_domains
 from analytics.tasks import reap_stale_imports, run_import
+from logsvc import replica
 from logsvc.deletion import request_deletion
 from logsvc.models import Deletion
 
@@ -55,7 +56,7 @@ def site_visitors(sites: list[Site], days: int = 7) -> dict[int, int]:
     """site id -> visitors in the last `days` days of that site's own time zone."""
     if not sites:
         return {}
-    with connection.cursor() as cursor:
+    with connections[replica.reads()].cursor() as cursor:
         cursor.execute(
             f"SELECT d.site_id, sum(d.visitors) FROM {PathDay._meta.db_table} d "
             f"JOIN {Site._meta.db_table} s ON s.id = d.site_id "
@@ -252,6 +253,7 @@ def site_for(request: HttpRequest, code: str) -> Site | HttpResponse:
     raise Http404("No such site")
 
 
+@replica.replica_reads
 def site_dashboard(request: HttpRequest, code: str) -> HttpResponse:
     site = site_for(request, code)
     if isinstance(site, HttpResponse):

@@ -9,13 +9,12 @@ leaves it out of every lookup (the pixel, /api/v0, the dashboard).
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
+from django.core.files.storage import storages
 from django.db import connection, transaction
 
 from analytics.models import (
@@ -75,11 +74,11 @@ def _wait_for_rollup() -> None:
 
 
 def _delete_files(exports: list[Export]) -> None:
+    """Export files, from the "exports" storage (PostgreSQL, S3 or the disk: logsvc.storage)."""
     for export in exports:
-        for name in (export.file, f"{export.file}.partial"):
-            if name:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(name)
+        if export.file:
+            with contextlib.suppress(FileNotFoundError):
+                storages["exports"].delete(export.file)
 
 
 def delete_site(site_id: int) -> Iterator[int]:
@@ -96,11 +95,18 @@ def delete_site(site_id: int) -> Iterator[int]:
     yield from delete_in_batches(
         VisitorPath._meta.db_table, f"path_id IN (SELECT id FROM {Path._meta.db_table} WHERE site_id = %s)", [site_id]
     )
-    # Export files (an export's name carries the site's code, a partial one too), and uploads not yet imported.
+    # Export files, with any its rows no longer name (an export's name carries the site's code), and uploads not
+    # yet imported.
     _delete_files(list(Export.objects.filter(site_id=site_id)))
-    for name in glob.glob(os.path.join(glob.escape(str(settings.EXPORT_DIR)), f"goatcounter-export-{site.code}-*")):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(name)
+    exports = storages["exports"]
+    try:
+        names = exports.listdir("")[1]
+    except FileNotFoundError:  # FILE_STORAGE=local before its first export
+        names = []
+    for name in names:
+        if name.startswith(f"goatcounter-export-{site.code}-"):
+            with contextlib.suppress(FileNotFoundError):
+                exports.delete(name)
     for upload in Import.objects.filter(site_id=site_id).exclude(file=""):
         with contextlib.suppress(FileNotFoundError):
             os.remove(upload.file)

@@ -292,6 +292,7 @@ HitListStat = type(
 
 
 class StatsView(GoatCounterView):
+    replica_reads = True  # stats tolerate a little lag (logsvc.replica)
     required_scopes = {"GET": "stats"}
 
 

@@ -1,11 +1,12 @@
 """Background jobs on the durable PostgreSQL queue (`manage.py db_worker`): CSV and JSON exports, and imports.
 
-An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a file, so the
-worker's memory stays flat whatever the number of hits. While it runs, the worker holds a session-level
-advisory lock on the export: if the worker dies, PostgreSQL drops the lock with its connection, and
-reap_stale_exports() (run when anyone looks at the export, and by `manage.py prune`) sees a started export
-nobody holds and runs it again, or marks it failed after EXPORT_MAX_ATTEMPTS; and an export never started
-whose job a dead worker took is queued again.
+An export is written by PostgreSQL's COPY ... TO STDOUT in CSV, read in chunks and gzip'd to a temporary file,
+so the worker's memory stays flat whatever the number of hits, then saved to the "exports" storage (PostgreSQL by
+default, see logsvc.storage), where every web host reads it. While it runs, the worker holds a session-level
+advisory lock on the export (its connection is direct, never through a pooler in transaction mode): if the
+worker dies, PostgreSQL drops the lock with its connection, and reap_stale_exports() (run when anyone looks at
+the export, and by `manage.py prune`) sees a started export nobody holds and runs it again, or marks it failed
+after EXPORT_MAX_ATTEMPTS; and an export never started whose job a dead worker took is queued again.
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ import gzip
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.files import File
+from django.core.files.storage import storages
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Q
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from analytics.models import BotHit, Export, Hit, Import, Path, Salt, VisitorPath
+from logsvc import replica
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +91,10 @@ def _export_json_sql() -> str:
     """
 
 
-def export_path(export: Export) -> str:
+def export_name(export: Export) -> str:
+    """The export's name in the "exports" storage (and the download's file name)."""
     stamp = export.created_at.strftime("%Y%m%dT%H%M%SZ")
-    name = f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.{export.format}.gz"
-    return os.path.join(settings.EXPORT_DIR, name)
+    return f"goatcounter-export-{export.site.code}-{stamp}-{export.pk}.{export.format}.gz"
 
 
 def last_committed_hit_id(site_id: int | None, start: int) -> int:
@@ -126,6 +132,16 @@ def advisory_lock(namespace: int, key: int) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
 
 
+def try_transaction_lock(namespace: int, key: int) -> bool:
+    """Take the advisory lock (namespace, key) until the transaction ends, if nobody holds it (a worker's session
+    lock included). For the web's side of the locks: a web process may reach PostgreSQL through a pooler in
+    transaction mode, where a session lock could be taken on one server connection and "freed" on another,
+    and stay held for ever. Call it inside transaction.atomic()."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [namespace, key])
+        return cursor.fetchone()[0]
+
+
 @task()
 def run_export(export_id: int) -> None:
     with advisory_lock(LOCK_NAMESPACE, export_id) as held:
@@ -148,36 +164,43 @@ def _write_export(export: Export) -> None:
     Export.objects.filter(pk=export.pk).update(started_at=timezone.now(), attempts=export.attempts + 1)
     start = export.start_from_hit_id or 0
     last = last_committed_hit_id(export.site_id, start)
-    path = export_path(export)
-    os.makedirs(settings.EXPORT_DIR, exist_ok=True)
-    partial = f"{path}.partial"
-    try:
-        rows = (_write_json if export.format == "json" else _write_csv)(export, partial, start, last)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
-        raise
-    os.replace(partial, path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as written:
-        while block := written.read(1 << 20):
+    # The hits are read from the replica once it has every hit up to last (committed before now), else the primary.
+    reads = replica.alias_with_commits_before(replica.stamp_heartbeat()) if replica.configured() else "default"
+    write = _write_json if export.format == "json" else _write_csv
+    # This host's temporary file (gone with the process should it die), then the shared storage.
+    with tempfile.TemporaryFile(prefix="goatcounter-export-") as partial:
+        try:
+            rows = write(export, partial, start, last, reads)
+        except DatabaseError:
+            if reads == "default":
+                raise
+            logger.warning("Export %s: the replica failed under it, read again from the primary", export.pk)
+            partial.seek(0)
+            partial.truncate()
+            rows = write(export, partial, start, last, "default")
+        size = partial.tell()
+        digest = hashlib.sha256()
+        partial.seek(0)
+        while block := partial.read(1 << 20):
             digest.update(block)
-    size = os.path.getsize(path)
-    Export.objects.filter(pk=export.pk).update(
-        file=path,
-        last_hit_id=last if last > start else export.start_from_hit_id,
-        num_rows=rows,
-        size=f"{max(size / 1_000_000, 0.1):.1f}",
-        hash=f"sha256-{digest.hexdigest()}",
-        finished_at=timezone.now(),
-    )
+        # One transaction with PostgreSQL's storage: the file is there if and only if the export says finished.
+        with transaction.atomic():
+            name = storages["exports"].save(export_name(export), File(partial))
+            Export.objects.filter(pk=export.pk).update(
+                file=name,
+                last_hit_id=last if last > start else export.start_from_hit_id,
+                num_rows=rows,
+                size=f"{max(size / 1_000_000, 0.1):.1f}",
+                hash=f"sha256-{digest.hexdigest()}",
+                finished_at=timezone.now(),
+            )
 
 
-def _write_csv(export: Export, partial: str, start: int, last: int) -> int:
+def _write_csv(export: Export, partial: IO[bytes], start: int, last: int, using: str) -> int:
     """COPY the hits to partial, gzip'd; returns how many rows."""
-    with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out:
+    with gzip.GzipFile(fileobj=partial, mode="wb", compresslevel=6) as out:
         out.write(CSV_HEADER.encode())
-        with connection.cursor() as cursor:
+        with connections[using].cursor() as cursor:
             with cursor.cursor.copy(_export_sql(), _export_params(export, start, last)) as copy:
                 # COPY hands over a row at a time: gzip gets them 64 KiB at a time, which is several times faster
                 pending: list = []
@@ -197,14 +220,13 @@ def _export_params(export: Export, start: int, last: int) -> list:
     return [export.site_id, start, last, export.start_from_day or datetime.min.replace(tzinfo=UTC)]
 
 
-def _write_json(export: Export, partial: str, start: int, last: int) -> int:
+def _write_json(export: Export, partial: IO[bytes], start: int, last: int, using: str) -> int:
     """The hits to partial as a gzip'd JSON array, read from a server-side cursor (flat memory); returns how many."""
     rows = 0
     with (
-        open(partial, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as out,
-        transaction.atomic(),  # a named cursor lives in a transaction
-        connection.chunked_cursor() as cursor,
+        gzip.GzipFile(fileobj=partial, mode="wb", compresslevel=6) as out,
+        transaction.atomic(using=using),  # a named cursor lives in a transaction
+        connections[using].chunked_cursor() as cursor,
     ):
         cursor.execute(_export_json_sql(), _export_params(export, start, last))
         out.write(b"[")
@@ -233,30 +255,29 @@ def reap_stale_exports(site_id: int | None = None) -> int:
         unfinished = unfinished.filter(site_id=site_id)
     reaped = 0
     for export in unfinished:
-        with advisory_lock(LOCK_NAMESPACE, export.pk) as held:
-            if not held:
+        with transaction.atomic():
+            if not try_transaction_lock(LOCK_NAMESPACE, export.pk):
                 continue  # a worker is writing it
-            with transaction.atomic():
-                current = Export.objects.select_for_update().get(pk=export.pk)
-                if current.finished_at is not None:
-                    continue
-                if current.started_at is None:
-                    if not _queued(current.pk):
-                        run_export.enqueue(current.pk)
-                        reaped += 1
-                    continue
-                if current.attempts >= settings.EXPORT_MAX_ATTEMPTS:
-                    current.error = (
-                        f"The export was interrupted {current.attempts} times; start a new one, and if it "
-                        "happens again tell the server's operator (the worker may run out of memory or time)."
-                    )
-                    current.finished_at = timezone.now()
-                    current.save(update_fields=["error", "finished_at"])
-                else:
-                    current.started_at = None
-                    current.save(update_fields=["started_at"])
+            current = Export.objects.select_for_update().get(pk=export.pk)
+            if current.finished_at is not None:
+                continue
+            if current.started_at is None:
+                if not _queued(current.pk):
                     run_export.enqueue(current.pk)
-                reaped += 1
+                    reaped += 1
+                continue
+            if current.attempts >= settings.EXPORT_MAX_ATTEMPTS:
+                current.error = (
+                    f"The export was interrupted {current.attempts} times; start a new one, and if it "
+                    "happens again tell the server's operator (the worker may run out of memory or time)."
+                )
+                current.finished_at = timezone.now()
+                current.save(update_fields=["error", "finished_at"])
+            else:
+                current.started_at = None
+                current.save(update_fields=["started_at"])
+                run_export.enqueue(current.pk)
+            reaped += 1
     return reaped
 
 
@@ -266,10 +287,8 @@ def delete_expired_exports() -> int:
     expired = Export.objects.filter(finished_at__lte=cutoff).exclude(Q(file="") | Q(file__isnull=True))
     deleted = 0
     for export in expired:
-        try:
-            os.remove(export.file)
-        except FileNotFoundError:
-            pass
+        with contextlib.suppress(FileNotFoundError):
+            storages["exports"].delete(export.file)
         Export.objects.filter(pk=export.pk).update(file="")
         deleted += 1
     return deleted
@@ -344,8 +363,8 @@ def _finish_import(upload: Import, summary, error: str) -> None:
 def reap_stale_imports(site_id: int) -> None:
     """Imports whose worker died (run again: they store nothing twice), or failed after EXPORT_MAX_ATTEMPTS."""
     for upload in Import.objects.filter(site_id=site_id, finished_at=None):
-        with advisory_lock(IMPORT_LOCK_NAMESPACE, upload.pk) as held:
-            if not held:
+        with transaction.atomic():  # the web's side of the lock (try_transaction_lock)
+            if not try_transaction_lock(IMPORT_LOCK_NAMESPACE, upload.pk):
                 continue  # running
             queued = DBTaskResult.objects.filter(
                 status=TaskResultStatus.READY, task_path=run_import.module_path, args_kwargs__args=[upload.pk]

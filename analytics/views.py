@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.contrib.staticfiles import finders
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -452,8 +454,9 @@ class ExportDownloadView(ExportDetailMixin, GoatCounterView):
                 status=status.HTTP_410_GONE,
             )
         try:
-            handle = open(export.file, "rb")  # noqa: SIM115 (FileResponse closes it)
-        except FileNotFoundError:
+            # From the shared storage, a chunk at a time (FileResponse closes it): any host serves any export.
+            handle = storages["exports"].open(export.file, "rb")
+        except (OSError, SuspiciousFileOperation):  # deleted, or a path kept before exports were stored
             return Response({"error": "this export's file is gone; start a new one"}, status=status.HTTP_410_GONE)
         return FileResponse(
             handle,

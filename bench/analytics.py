@@ -303,6 +303,8 @@ class AnalyticsBench(Bench):
     def export_once(self) -> dict[str, Any]:
         """POST /api/v0/export to a live server, run `db_worker --batch`, and read what it took."""
         assert self.gunicorn is not None  # setup() made it
+        from django.core.files.storage import storages
+
         from analytics.models import Export
 
         self.gunicorn.start()
@@ -338,7 +340,7 @@ class AnalyticsBench(Bench):
             "worker_wall": wall,
             "peak_rss_mb": peak_kb / 1024,
             "rows": export.num_rows,
-            "bytes": os.path.getsize(export.file),
+            "bytes": storages["exports"].size(export.file),
         }
 
     def copy_to_gzip(self) -> float:

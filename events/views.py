@@ -27,6 +27,7 @@ from events.serializers import (
     StoredLogMessageSerializer,
 )
 from events.validation import clean_event, clean_log_message
+from logsvc import replica
 from logsvc.auth import KeyRequest
 from logsvc.idempotency import idempotent
 from logsvc.middleware import CALLBACK_RE
@@ -92,6 +93,8 @@ TEXT_SIZE = sum(
 
 class LogMessageListView(APIView):
     """Logster: post log messages (JSON or XML, one or a batch), list and search your own."""
+
+    replica_reads = True  # its GETs tolerate a little lag (logsvc.replica)
 
     error_family = "logster"
     throttle_scope = "logster"
@@ -163,6 +166,7 @@ class LogMessageListView(APIView):
 
 
 class LogMessageDetailView(APIView):
+    replica_reads = True
     error_family = "logster"
     throttle_scope = "logster"
     required_scopes = {"GET": "logs:read"}
@@ -216,6 +220,8 @@ def event_page(events: Any, offset: int, limit: int) -> Any:
 class EventListView(APIView):
     """Bytelog: register events (one, or a JSON array of up to 1000) and list yours by date."""
 
+    replica_reads = True
+
     error_family = "bytelog"
     throttle_scope = "bytelog"
     required_scopes = {"GET": "events:read", "POST": "events:write"}
@@ -264,6 +270,7 @@ class EventListView(APIView):
 
 
 class EventTraceView(APIView):
+    replica_reads = True
     error_family = "bytelog"
     throttle_scope = "bytelog"
     required_scopes = {"GET": "events:read"}
@@ -297,6 +304,8 @@ JSONP = OpenApiResponse(
 class PublicEventView(APIView):
     """Loggator: anyone holding an event's id may read it (the id is the capability); JSON-P and CORS apply."""
 
+    replica_reads = True
+
     error_family = "loggator"
     public = True
     authentication_classes: list[Any] = []
@@ -322,6 +331,7 @@ class PublicEventView(APIView):
             (404, "application/javascript"): JSONP,
         },
     )
+    @replica.on_primary_when_missing  # an event posted a moment ago by its owner, read by anyone
     def get(self, request: Request, uid: str) -> Response:
         event = get_object_or_404(Event, uid=uid)
         return Response(

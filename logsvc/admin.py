@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from logsvc.deletion import request_deletion
-from logsvc.models import ApiKey, Deletion, IdempotencyRecord, RateLimitCounter, RetentionRun, User
+from logsvc.models import ApiKey, Deletion, IdempotencyRecord, RateLimitCounter, RetentionRun, StoredFile, User
 
 
 @admin.register(User)
@@ -104,3 +104,15 @@ class RetentionRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(StoredFile)
+class StoredFileAdmin(admin.ModelAdmin):
+    """Exports and avatars kept in PostgreSQL (logsvc.storage): listed to see what takes room, never edited."""
+
+    list_display = ("name", "size", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("name", "size", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # written through the storage (an upload, an export), never by hand

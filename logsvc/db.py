@@ -11,9 +11,11 @@ from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.backends.utils import CursorWrapper
 from psycopg.pq import Format
 
+from logsvc import replica
+
 
 @contextmanager
-def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
+def prepared_cursor(using: str | None = None) -> Iterator[CursorWrapper]:
     """A cursor for the fixed SQL of hot reads: its parameters are bound by the server, so psycopg prepares
     a statement run more than a few times on this connection, and PostgreSQL parses and plans it once per
     connection, not once per request (planning was half of a timeline query's database CPU).
@@ -21,8 +23,11 @@ def prepared_cursor(using: str = "default") -> Iterator[CursorWrapper]:
     The ORM's own cursors keep binding on the client (Django's default). With DATABASE_PREPARED_STATEMENTS
     off (a pooler in transaction mode that cannot carry them), psycopg prepares nothing and this is a plain
     cursor. Queried like any Django cursor: its queries are logged and wrapped as theirs are.
+
+    using: the database; by default the one this request's lag-tolerant reads use (logsvc.replica.reads(): the
+    replica in a view marked for it, else the primary). Reads that must see the latest write pass "default".
     """
-    connection = connections[using]
+    connection = connections[using or replica.reads()]
     connection.validate_thread_sharing()
     connection.close_if_health_check_failed()
     connection.ensure_connection()

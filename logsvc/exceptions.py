@@ -6,6 +6,7 @@ settings.API_FAMILIES entry whose prefix its path starts with.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
@@ -13,11 +14,16 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from logsvc import replica
+
+logger = logging.getLogger(__name__)
 
 # Fixed texts the seeds (or the services they copy) use for a status, whatever the cause.
 FIXED_MESSAGES: dict[str, dict[int, str]] = {
@@ -105,6 +111,12 @@ def _details(family: str | None, exc: exceptions.APIException, data: Any) -> Any
     return None
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The service is unavailable for a moment; try again."
+    default_code = "unavailable"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
@@ -112,7 +124,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, OperationalError) and replica.reads() != replica.REPLICA:
+        # The database (or pgbouncer) is out of reach for a moment: try again, not a bug. (On the replica it is
+        # left to logsvc.replica, which answers from the primary.)
+        logger.warning("The database failed under %s: %s", context["request"].path, exc)
+        exc = DatabaseUnavailable()
     response = drf_exception_handler(exc, context)
+    if isinstance(exc, DatabaseUnavailable) and response is not None:
+        response["Retry-After"] = "1"
     if response is None:
         return None  # a bug, not a client error: ApiErrorMiddleware logs it and answers a JSON 500
     assert isinstance(exc, exceptions.APIException)

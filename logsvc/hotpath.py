@@ -13,7 +13,7 @@ from django.core.exceptions import DisallowedHost
 from django.utils import timezone
 from rest_framework import exceptions
 
-from logsvc import ratelimit
+from logsvc import ratelimit, replica
 from logsvc.asgi import AsgiRequest, Receive, read_body, run_sync, security_headers
 from logsvc.auth import _recent_keys, raw_key_from_request, recently_seen_key
 from logsvc.exceptions import error_body
@@ -56,6 +56,9 @@ async def api_key(request: AsgiRequest, scope: str) -> ApiKey | None:
         key = await run_sync(recently_seen_key, raw)
     if key is None or not key.user.is_active or scope not in key.scopes:
         return None
+    client = replica.client_of(request.META, {})  # it writes: its next reads, on any host, from the primary
+    if replica.needs_note(client):
+        await run_sync(replica.note_write, client)
     return key
 
 

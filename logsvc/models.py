@@ -235,3 +235,39 @@ class RetentionRun(models.Model):
         if len(parts) < 2:
             return parts[0] if parts else "nothing"
         return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+class StoredFile(models.Model):
+    """A file in PostgreSQL (logsvc.storage.DatabaseStorage): an export or an avatar that every host reads.
+    name is the storage's location and the file's name ("exports/goatcounter-export-....csv.gz")."""
+
+    name = models.CharField(max_length=600, unique=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StoredChunk(models.Model):
+    """CHUNK_BYTES of a StoredFile (the last one shorter), so a file is read and written a chunk at a time."""
+
+    file = models.ForeignKey(StoredFile, on_delete=models.DB_CASCADE, db_index=False, related_name="chunks")
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["file", "index"], name="stored_chunk_file_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of file {self.file_id}"
+
+
+class ReplicaHeartbeat(models.Model):
+    """One row, stamped on the primary by the processes that read from a replica (logsvc.replica): how old the
+    replica's copy of it is, by the primary's clock, is how far the replica is behind."""
+
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"primary's heartbeat at {self.at}"

@@ -106,7 +106,7 @@ class PreparedIds:
         self,
         sql: str,
         params: Sequence[Any] = (),
-        using: str = "default",
+        using: str | None = None,  # None: logsvc.replica.reads(), when the page is read
         read: tuple[int, int, list[int]] | None = None,
     ) -> None:
         self.sql, self.params, self.using, self.read = sql, list(params), using, read

@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "logsvc.replica.ReplicaMiddleware",  # after the session and user: a view's reads, a client's writes
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into logsvc.signin's 429
@@ -131,6 +132,21 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
     5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
 )
+# A read replica (a PostgreSQL streaming standby): the reads that tolerate a little lag go there while it is at
+# most DATABASE_REPLICA_MAX_LAG seconds behind; a client that just wrote reads from the primary (logsvc.replica).
+DATABASE_REPLICA_MAX_LAG = env_int("DATABASE_REPLICA_MAX_LAG", 5)
+if os.getenv("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {
+        **dj_database_url.parse(os.environ["DATABASE_REPLICA_URL"]),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        # a replica that is down costs a request at most this long, then DOWN_SECONDS of reads on the primary
+        "OPTIONS": {**DATABASES["default"]["OPTIONS"], "connect_timeout": 2},
+        # Django's tests point it at the default's test database (a second connection to it), not a database of
+        # its own; the server's own tests start a real one (logsvc/tests/test_replica.py)
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["logsvc.replica.ReplicaRouter"]
 
 REDIS_URL = os.getenv("REDIS_URL", "")
 if REDIS_URL:
@@ -154,14 +170,52 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.getenv("STATIC_ROOT", BASE_DIR / "staticfiles"))
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "logsvc.staticfiles.StaticFilesStorage"},
-}
+MEDIA_URL = "media/"
+# Files every host reads (avatars as "default", GoatCounter exports as "exports"): in PostgreSQL by default
+# (logsvc.storage), in S3-compatible object storage with FILE_STORAGE=s3 (django-storages), or on this host's
+# disk with FILE_STORAGE=local (MEDIA_ROOT, EXPORT_DIR: one host only, or a shared mount). See README "Files".
+FILE_STORAGE = os.getenv("FILE_STORAGE", "postgres")
+EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))  # FILE_STORAGE=local's exports
+if FILE_STORAGE == "postgres":
+    FILE_STORAGES = {
+        "default": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "media"}},
+        "exports": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "exports"}},
+    }
+elif FILE_STORAGE == "s3":
+    S3_OPTIONS = {
+        "bucket_name": os.getenv("S3_BUCKET", ""),
+        "endpoint_url": os.getenv("S3_ENDPOINT_URL") or None,  # unset: AWS itself
+        "region_name": os.getenv("S3_REGION") or None,
+        "access_key": os.getenv("S3_ACCESS_KEY_ID") or None,  # unset: boto3's own chain (instance roles, ...)
+        "secret_key": os.getenv("S3_SECRET_ACCESS_KEY") or None,
+        "file_overwrite": False,
+        # A download of a large export spools to this host's temp disk past 8 MB, not to memory.
+        "max_memory_size": 8 * 1024 * 1024,
+    }
+    if not S3_OPTIONS["bucket_name"]:
+        raise ImproperlyConfigured("FILE_STORAGE=s3 needs S3_BUCKET (and S3_ENDPOINT_URL for other than AWS).")
+    FILE_STORAGES = {
+        # Avatars are public pictures: plain URLs (the bucket's media/ readable by anyone, or served by /media/).
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**S3_OPTIONS, "location": "media", "querystring_auth": env_bool("S3_SIGNED_URLS")},
+        },
+        "exports": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**S3_OPTIONS, "location": "exports"}},
+    }
+elif FILE_STORAGE == "local":
+    FILE_STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": EXPORT_DIR, "base_url": "/-/"},
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"FILE_STORAGE must be postgres, s3 or local; not {FILE_STORAGE!r}")
+STORAGES = {**FILE_STORAGES, "staticfiles": {"BACKEND": "logsvc.staticfiles.StaticFilesStorage"}}
 # Local runs serve static files straight from the apps, no collectstatic needed.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
-MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", BASE_DIR / "var" / "media"))
 
 REST_FRAMEWORK = {
@@ -267,8 +321,8 @@ IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)
 # Deleting an account or a site (logsvc.deletion): rows per short transaction in the worker.
 DELETION_BATCH = env_int("DELETION_BATCH", 10_000)
 
-# GoatCounter exports: written here by the worker, downloadable this long, then deleted (manage.py prune).
-EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))
+# GoatCounter exports: written by the worker to the "exports" storage (above), downloadable this long, then
+# deleted (manage.py prune).
 EXPORT_TTL_SECONDS = env_int("EXPORT_TTL_SECONDS", 24 * 60 * 60)
 # A worker killed mid-export: its export is run again, this many times in all, then marked failed.
 EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)

@@ -16,7 +16,7 @@ from drf_spectacular.views import SpectacularRedocView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from logsvc import frontdoor, health
+from logsvc import frontdoor, health, replica
 from logsvc.deletion import request_deletion
 from logsvc.images import CONTENT_TYPES
 from logsvc.models import Deletion
@@ -32,8 +32,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
         details = {name: check() for name, check in health.CHECKS.items()}
     except DatabaseError as exc:
         return JsonResponse({"status": "error", "database": str(exc).strip()}, status=503)
+    if replica.configured():
+        details["replica"] = replica.health()
     status = "ok" if all(detail == "ok" for detail in details.values()) else "degraded"
-    return JsonResponse({"status": status, "database": "ok", **details})
+    body: dict[str, object] = {"status": status, "database": "ok", **details}
+    if replica.configured():
+        lag = replica.lag()
+        body["replica_lag_seconds"] = None if lag is None or lag == float("inf") else round(lag, 3)
+    return JsonResponse(body)
 
 
 @require_safe

@@ -132,7 +132,7 @@ class OAuth2Validator(ToolkitValidator):
         select_related() of three wide models cost ~2 ms of CPU on every request with a token, a third of a
         timeline page's; this costs ~0.3 ms."""
         checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        with prepared_cursor() as cursor:
+        with prepared_cursor("default") as cursor:  # a token issued a moment ago: never a replica
             cursor.execute(TOKEN_SQL, [checksum])
             row = cursor.fetchone()
         if row is None:

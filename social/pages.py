@@ -28,6 +28,7 @@ from rest_framework.request import Request
 
 from logsvc.db import prepared_cursor
 from logsvc.models import User
+from logsvc.storage import DatabaseStorage
 from social.models import Activity, Comment, Like, Log, LogTag, Tag
 
 COMMENTS_INLINE = 3
@@ -119,7 +120,7 @@ def activity_text(kind: str, originator: str, on_comment: bool) -> str:
 
 @functools.lru_cache(maxsize=10_000)
 def _stored_avatar_url(name: str) -> str:
-    """A stored avatar's URL on the local disk: always the same for a name (a page asked for ~25 of them, and
+    """A stored avatar's URL (under MEDIA_URL): always the same for a name (a page asked for ~25 of them, and
     making each was a sixth of the page's CPU)."""
     return AVATARS.url(name)
 
@@ -132,8 +133,8 @@ def _forget_avatar_urls(**kwargs: Any) -> None:
 def avatar_urls(request: Request | HttpRequest) -> Callable[[str], str]:
     """name -> the avatar's absolute URL (the seed always gives one: a default picture when the user has none)."""
     default = request.build_absolute_uri(static(DEFAULT_AVATAR))
-    # Object storage may sign its URLs for a while: only the local disk's are remembered.
-    stored_url = _stored_avatar_url if isinstance(AVATARS, FileSystemStorage) else AVATARS.url
+    # Object storage may sign its URLs for a while: only the local disk's and PostgreSQL's are remembered.
+    stored_url = _stored_avatar_url if isinstance(AVATARS, (FileSystemStorage, DatabaseStorage)) else AVATARS.url
     return lambda name: request.build_absolute_uri(stored_url(name)) if name else default
 
 

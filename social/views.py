@@ -250,6 +250,8 @@ def log_response(request: Request, log_id: int, code: int = status.HTTP_200_OK) 
 class LogListView(LittlelogsView, generics.ListAPIView):
     """All logs, newest first (also the public timeline)."""
 
+    replica_reads = True  # its GETs tolerate a little lag (logsvc.replica)
+
     public = True
     serializer_class = LogSerializer
 
@@ -307,6 +309,8 @@ class TagLogListView(LogListView):
 class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
     """Your notifications, newest first."""
 
+    replica_reads = True
+
     serializer_class = ActivitySerializer
     request: AuthenticatedRequest
 
@@ -325,6 +329,7 @@ class ActivityTimelineView(LittlelogsView, generics.ListAPIView):
 
 
 class LogDetailView(LittlelogsView):
+    replica_reads = True
     public = True
     serializer_class = LogSerializer
 
@@ -336,6 +341,8 @@ class LogDetailView(LittlelogsView):
 @extend_schema_view(get=list_schema(CommentSerializer, 404, public=True))
 class CommentListView(LittlelogsView, generics.ListAPIView):
     """All of a log's comments, oldest first (a log carries only its latest few inline)."""
+
+    replica_reads = True
 
     public = True
     serializer_class = CommentSerializer
@@ -351,6 +358,8 @@ class CommentListView(LittlelogsView, generics.ListAPIView):
 @extend_schema_view(get=list_schema(LikeSerializer, 404, public=True))
 class LikeListView(LittlelogsView, generics.ListAPIView):
     """All of a log's likes, oldest first (a log carries only its latest few inline)."""
+
+    replica_reads = True
 
     public = True
     serializer_class = LikeSerializer
@@ -501,6 +510,7 @@ class SelfView(LittlelogsView, generics.GenericAPIView):
 
 
 class UserDetailView(LittlelogsView):
+    replica_reads = True
     public = True
     serializer_class = UserSerializer
 
@@ -512,6 +522,8 @@ class UserDetailView(LittlelogsView):
 @extend_schema_view(get=list_schema(UserSerializer, 404, public=True))
 class FollowedByView(LittlelogsView, generics.ListAPIView):
     """Whom the user follows, most recently followed first."""
+
+    replica_reads = True
 
     public = True
     serializer_class = UserSerializer
@@ -566,6 +578,8 @@ class UnfollowView(LittlelogsView):
 class TagListView(LittlelogsView, generics.ListAPIView):
     """Every tag, alphabetically (case-insensitively)."""
 
+    replica_reads = True
+
     public = True
     serializer_class = TagSerializer
 
@@ -596,6 +610,8 @@ class UserTagListView(TagListView):
 
 class TrendingTagsView(LittlelogsView):
     """The ten tags the most people used in the last seven days (a plain list, not a page)."""
+
+    replica_reads = True
 
     public = True
     pagination_class = None  # so the OpenAPI document says a list, too

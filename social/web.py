@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 
+from logsvc import replica
 from logsvc.models import User
 from social import pages
 from social.models import Counter, Log, LogTag, Tag
@@ -45,6 +46,7 @@ def logs_page(request: HttpRequest, ids_query, count: int) -> dict:
 
 
 @require_safe
+@replica.replica_reads
 def tag_page(request: HttpRequest, tag: str) -> HttpResponse:
     found = Tag.objects.alias(lower_name=Lower("name")).filter(lower_name=tag.lower()).first()
     if found is None:
@@ -55,6 +57,7 @@ def tag_page(request: HttpRequest, tag: str) -> HttpResponse:
 
 
 @require_safe
+@replica.replica_reads
 def user_page(request: HttpRequest, username: str) -> HttpResponse:
     person = User.objects.filter(username=username).first()
     if person is None:

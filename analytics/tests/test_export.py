@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -22,6 +23,7 @@ import psycopg
 import pytest
 import time_machine
 from django.conf import settings
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django.db import transaction
 from django_tasks_db.management.commands import db_worker
@@ -200,8 +202,9 @@ def test_the_export_object_never_shows_a_server_path(client, site):
     run_worker()
     body = client.get(f"{URL}/{export_id}").json()
     assert EXPORT_FIELDS <= set(body) and "path" not in body and "file" not in body
-    assert str(settings.EXPORT_DIR) not in str(body)
-    assert Export.objects.get().file.startswith(str(settings.EXPORT_DIR))
+    name = Export.objects.get().file
+    assert name.startswith("goatcounter-export-alice-blog-") and name not in str(body)
+    assert storages["exports"].exists(name)  # in the storage every host reads
 
 
 def test_it_takes_a_cursor(client, site):
@@ -330,25 +333,25 @@ def test_download_of_an_expired_export_is_410_and_prune_deletes_the_file(client,
     add_hits(site, sample_hits())
     export_id = export_now(client)["id"]
     run_worker()
-    file = Path(Export.objects.get().file)
-    assert file.exists()
+    name = Export.objects.get().file
+    assert storages["exports"].exists(name)
     with time_machine.travel(datetime.now(UTC) + timedelta(seconds=settings.EXPORT_TTL_SECONDS + 1)):
         r, _ = download(client, export_id)
         assert r.status_code == 410
         assert set(r.json()) == {"error"}
         call_command("prune", stdout=io.StringIO())
-    assert not file.exists()
+    assert not storages["exports"].exists(name)
     assert Export.objects.get().file == ""
     r, _ = download(client, export_id)
     assert r.status_code == 410
     assert client.get(f"{URL}/{export_id}").json()["num_rows"] == 4  # the export object stays
 
 
-def test_a_failure_while_writing_is_recorded_and_leaves_no_partial_file(client, site, settings):
+def test_a_failure_while_writing_is_recorded_and_leaves_no_partial_file(client, site, tmp_path, monkeypatch):
     add_hits(site, sample_hits())
     export_id = export_now(client)["id"]
-    settings.EXPORT_DIR.parent.mkdir(parents=True, exist_ok=True)
-    settings.EXPORT_DIR.write_text("a file where the directory should be")
+    (tmp_path / "tmp").write_text("a file where the worker's temporary directory should be")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     run_worker()
     export = Export.objects.get()
     assert export.finished_at is not None
@@ -371,7 +374,7 @@ def test_a_full_disk_fails_the_export_and_leaves_no_partial_file(client, site, s
     export = Export.objects.get()
     assert export.error == "The export failed (OSError); start a new one."
     assert export.finished_at is not None
-    assert list(settings.EXPORT_DIR.iterdir()) == []
+    assert storages["exports"].listdir("") == ([], [])
     r, _ = download(client, export_id)
     assert r.status_code == 409
     assert r.json() == {"error": export.error}
@@ -419,7 +422,7 @@ def test_the_worker_writes_every_hit_as_goatcounters_csv(client, site, charlie):
     assert shown["last_hit_id"] == export.last_hit_id == last
     assert shown["hash"] == f"sha256-{hashlib.sha256(body).hexdigest()}"
     assert shown["size"] == "0.1"  # MB, rounded up as GoatCounter
-    assert os.path.getsize(export.file) == len(body)
+    assert storages["exports"].size(export.file) == len(body)
 
 
 def test_the_worker_writes_the_same_rows_as_json_when_asked(client, site, charlie):
@@ -741,7 +744,7 @@ def test_a_worker_killed_mid_export_is_reaped_and_the_export_finishes(
     reaped = Export.objects.get()
     assert (reaped.started_at, reaped.attempts) == (None, 1)  # queued again
     assert DBTaskResult.objects.ready().count() == 1
-    assert not list(settings.EXPORT_DIR.glob("*"))  # the killed worker wrote nothing that looks finished
+    assert storages["exports"].listdir("") == ([], [])  # the killed worker stored nothing
 
     finished = finish_with_real_worker(env, export_id)
     assert (finished.error, finished.num_rows, finished.attempts) == ("", 2000, 2)
@@ -749,7 +752,7 @@ def test_a_worker_killed_mid_export_is_reaped_and_the_export_finishes(
     assert shown["finished_at"] is not None and "error" not in shown
     _, body = download(client, export_id)
     assert parse_csv(body)[1:] == expected_rows(site)
-    assert not list(settings.EXPORT_DIR.glob("*.partial"))
+    assert storages["exports"].listdir("") == ([], [finished.file])  # the one finished file
 
 
 def test_an_export_whose_worker_is_killed_every_time_ends_failed_by_itself(transactional_db, client, site, settings):
@@ -772,7 +775,7 @@ def test_an_export_whose_worker_is_killed_every_time_ends_failed_by_itself(trans
     out = io.StringIO()
     call_command("prune", stdout=out)
     assert "0 interrupted exports" in out.getvalue()  # finished for good
-    assert not list(settings.EXPORT_DIR.glob("*"))
+    assert storages["exports"].listdir("") == ([], [])
 
 
 def test_an_export_whose_worker_dies_before_starting_it_is_queued_again(transactional_db, client, site, settings):

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
@@ -37,31 +39,30 @@ def prune() -> str:
     return out.getvalue()
 
 
-def finished_export(site: Site, tmp_path, name: str, finished_at: datetime) -> Export:
-    file = tmp_path / name
-    file.write_bytes(b"gzip'd csv")
-    return Export.objects.create(site=site, finished_at=finished_at, num_rows=1, file=str(file))
+def finished_export(site: Site, name: str, finished_at: datetime) -> Export:
+    name = storages["exports"].save(name, ContentFile(b"gzip'd csv"))
+    return Export.objects.create(site=site, finished_at=finished_at, num_rows=1, file=name)
 
 
 def test_it_deletes_expired_export_files_and_keeps_fresh_ones(site, tmp_path, api_client):
-    old = finished_export(site, tmp_path, "old.csv.gz", NOW - timedelta(hours=25))
-    fresh = finished_export(site, tmp_path, "fresh.csv.gz", NOW - timedelta(hours=23))
+    old = finished_export(site, "old.csv.gz", NOW - timedelta(hours=25))
+    fresh = finished_export(site, "fresh.csv.gz", NOW - timedelta(hours=23))
 
     out = prune()
 
-    assert not (tmp_path / "old.csv.gz").exists()
-    assert (tmp_path / "fresh.csv.gz").exists()
+    assert not storages["exports"].exists("old.csv.gz")
+    assert storages["exports"].exists("fresh.csv.gz")
     old.refresh_from_db()
     fresh.refresh_from_db()
     assert (old.file, old.num_rows) == ("", 1)  # the export object stays, its download answers 410
-    assert fresh.file == str(tmp_path / "fresh.csv.gz")
+    assert fresh.file == "fresh.csv.gz"
     assert "Deleted 1 expired export files" in out
     with time_machine.travel(NOW, tick=False):
         assert api_client.get(f"/api/v0/export/{old.pk}/download").status_code == 410
 
 
 def test_an_expired_export_whose_file_is_already_gone_is_no_error(site, tmp_path):
-    gone = Export.objects.create(site=site, finished_at=NOW - timedelta(days=2), file=str(tmp_path / "gone.csv.gz"))
+    gone = Export.objects.create(site=site, finished_at=NOW - timedelta(days=2), file="gone.csv.gz")
     assert "Deleted 1 expired export files" in prune()
     gone.refresh_from_db()
     assert gone.file == ""

@@ -158,7 +158,7 @@ def serve(request, tmp_path: Path) -> str:
         **limits,
         CONN_MAX_AGE="60",
         REDIS_URL="",
-        EXPORT_DIR=str(settings.EXPORT_DIR),
+        EXPORT_DIR=str(tmp_path / "exports"),  # for FILE_STORAGE=local; PostgreSQL is the default
         MEDIA_ROOT=str(tmp_path / "media"),
     )
     access_log = ("--access-logfile", str(tmp_path / "access.log"), "--access-logformat", "%(m)s %(U)s %(s)s")

@@ -122,6 +122,16 @@ def test_it_keeps_cors_headers_on_a_500(crashing_client, db):
     assert r["Access-Control-Allow-Origin"] == "*"
 
 
+@pytest.mark.urls(TEST_URLS)
+def test_it_answers_a_database_out_of_reach_with_503_and_retry_after(crashing_client, db):
+    """pgbouncer or PostgreSQL refusing a connection for a moment (a restart): try again, in the family's envelope."""
+    r = crashing_client.get("/api/v1/db-down")
+    assert r.status_code == 503
+    assert r["Retry-After"] == "1"
+    assert r.json() == {"error": "The service is unavailable for a moment; try again."}
+    assert b"10.0.0.1" not in r.content
+
+
 # --- pages outside the API ------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from html import unescape
 from urllib.parse import quote
 
 import pytest
+from django.core.files.storage import storages
 from django.test import Client
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
@@ -270,7 +271,7 @@ def exported(site: Site) -> list[dict[str, str]]:
     run_export.call(export.pk)
     export.refresh_from_db()
     assert not export.error
-    with gzip.open(export.file, "rt", newline="") as file:
+    with gzip.open(storages["exports"].open(export.file), "rt", newline="") as file:
         return list(csv.DictReader(io.StringIO(file.read())))
 
 

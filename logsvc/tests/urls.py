@@ -5,6 +5,7 @@ Use it with `@pytest.mark.urls("logsvc.tests.urls")`.
 
 from __future__ import annotations
 
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
@@ -49,6 +50,13 @@ class LogsterBoomView(BoomView):
     error_family = "logster"
 
 
+class DatabaseDownView(BoomView):
+    error_family = "bytelog"
+
+    def get(self, request: Request) -> Response:
+        raise OperationalError('connection failed: connection to server at "10.0.0.1", port 6432 failed: refused')
+
+
 urlpatterns = [
     path("api/1/echo", echo),
     path("api/v1/echo", echo),
@@ -58,6 +66,7 @@ urlpatterns = [
     path("api/boom", boom),
     path("api/drf-boom", BoomView.as_view()),
     path("api/v1/boom", BoomView.as_view()),
+    path("api/v1/db-down", DatabaseDownView.as_view()),
     path("api/Log/boom", LogsterBoomView.as_view()),
     path("boom", boom),
     path("echo", echo),
