@@ -3,13 +3,11 @@ dashboard's page /sites/<code>/delete/; done by the real db_worker, in batches."
 
 from __future__ import annotations
 
-import gzip
-import os
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
@@ -112,10 +110,12 @@ def rebuilt_rollups(site_ids: list[int]) -> dict[int, dict[str, list[tuple]]]:
 
 def test_the_owner_deletes_a_site_with_everything_of_it(site, others, alice):
     roll_up()
-    os.makedirs(settings.EXPORT_DIR, exist_ok=True)
-    export_file = Path(settings.EXPORT_DIR) / f"goatcounter-export-{site.code}-20260201T000000Z-9.csv.gz"
-    export_file.write_bytes(gzip.compress(b"2Path\n"))
-    Export.objects.create(site=site, file=str(export_file), finished_at=datetime.now(UTC))
+    exports = storages["exports"]
+    export_file = exports.save(f"goatcounter-export-{site.code}-20260201T000000Z-9.csv.gz", ContentFile(b"2Path\n"))
+    # and one its row no longer names (its name carries the site's code)
+    orphan = exports.save(f"goatcounter-export-{site.code}-20260101T000000Z-3.csv.gz", ContentFile(b"2Path\n"))
+    kept_export = exports.save("goatcounter-export-alice-blogger-20260101T000000Z-4.csv.gz", ContentFile(b"x"))
+    Export.objects.create(site=site, file=export_file, finished_at=datetime.now(UTC))
     ImportedRow.objects.create(site=site, key=42)
     kept = {other.pk: (Hit.objects.filter(site=other).count(), rollups(other.pk)) for other in others}
     client = client_with_key(make_key(alice, "sites", "count"))
@@ -160,7 +160,8 @@ def test_the_owner_deletes_a_site_with_everything_of_it(site, others, alice):
     assert not Hit.objects.filter(site_id=site.pk).exists() and not BotHit.objects.filter(site_id=site.pk).exists()
     assert not SitePath.objects.filter(site_id=site.pk).exists() and not ImportedRow.objects.exists()
     assert all(not rows for rows in rollups(site.pk).values())
-    assert not Export.objects.exists() and not export_file.exists()
+    assert not Export.objects.exists() and not exports.exists(export_file) and not exports.exists(orphan)
+    assert exports.exists(kept_export)
     assert not Deletion.objects.exists()
     assert DBTaskResult.objects.get().return_value > before + 5  # rows: hits, bot hits, rollups, paths, the site
     for other in others:
@@ -182,10 +183,8 @@ def test_only_the_owners_key_with_sites_may_delete(site, charlie, alice):
 
 def test_hits_before_a_day_go_with_their_stats(site, others, alice):
     roll_up()
-    os.makedirs(settings.EXPORT_DIR, exist_ok=True)
-    old_export = Path(settings.EXPORT_DIR) / "old.csv.gz"
-    old_export.write_bytes(b"x")
-    Export.objects.create(site=site, file=str(old_export), finished_at=datetime.now(UTC))
+    old_export = storages["exports"].save("old.csv.gz", ContentFile(b"x"))
+    Export.objects.create(site=site, file=old_export, finished_at=datetime.now(UTC))
     client = client_with_key(make_key(alice, "sites"))
     url = f"/api/v0/sites/{site.pk}/hits"
     assert client.delete(url, {"before": "yesterday"}, format="json").status_code == 400
@@ -211,7 +210,7 @@ def test_hits_before_a_day_go_with_their_stats(site, others, alice):
     assert not BotHit.objects.filter(site=site).exists()  # all were before
     assert not PathDay.objects.filter(site=site, day__lt=date(2026, 2, 5)).exists()
     assert PathDay.objects.filter(site=site, day=date(2026, 2, 5)).exists()
-    assert not Export.objects.filter(site=site).exists() and not old_export.exists()
+    assert not Export.objects.filter(site=site).exists() and not storages["exports"].exists(old_export)
     assert not Deletion.objects.exists()
     # The stats are what a rollup of the hits left would be, to the hour and the month's days; other sites' unchanged.
     roll_up()  # the pixel's hit of now

@@ -388,6 +388,7 @@ def test_every_text_column_has_a_bound_at_intake():
         "social.Comment.content": "rendered from markdown",
         "logsvc.User.bio": "BIO_MAX_LENGTH",
         "logsvc.RetentionRun.error": "written by the worker",
+        "logsvc.Deletion.error": "written by the worker",
     }
     unbounded = {
         f"{model._meta.label}.{field.name}"
