@@ -42,7 +42,7 @@ from bench.ingest import (  # after the path fix above
     table_lines,
 )
 
-DB_NAME = "hexplorer_bench"
+DB_NAME = "logsvc_bench_explorer"
 TARGET_RATIO = 1.5
 POLL_SECONDS = 1.5  # events/static/events/explorer.js
 DEEP_PAGES = 50

@@ -7,7 +7,7 @@ while the purges of logsvc.retention run beside it (the site's data_retention an
 a quarter of each, twice: without a pause between batches, then with RETENTION_PAUSE_PERCENT's). Printed: rows
 deleted per second, and the ingestion rate and latency without and during each pass. Not a test. Run it with
 `.venv/bin/python bench/retention.py` (`--quick` for a smoke run, `--help`); it recreates the database
-hretention_bench on the local PostgreSQL.
+logsvc_bench_retention on the local PostgreSQL.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))  # `python bench/retention.py` puts bench/ first o
 
 from bench.ingest import LOCAL_PG, recreate_database  # after the path fix above
 
-DATABASE = "hretention_bench"
+DATABASE = "logsvc_bench_retention"
 NOW = datetime.now(UTC)
 PATHS = 200
 
