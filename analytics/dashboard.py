@@ -6,7 +6,6 @@ each page runs the same few queries whatever the data: a top list is one query, 
 
 from __future__ import annotations
 
-import os
 import uuid
 import zoneinfo
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.files.storage import storages
 from django.db import connections, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -340,13 +340,11 @@ def site_imports(request: HttpRequest, code: str) -> HttpResponse:
         elif (upload.size or 0) > settings.IMPORT_MAX_BYTES:
             error = f"The file is {(upload.size or 0) / 1e6:,.0f} MB; the most this server takes is {settings.IMPORT_MAX_BYTES / 1e6:,.0f} MB."
         else:
-            os.makedirs(settings.IMPORT_DIR, exist_ok=True)
-            path = os.path.join(settings.IMPORT_DIR, f"{site.code}-{uuid.uuid4().hex}.upload")
-            with open(path, "wb") as stored:
-                stored.writelines(upload.chunks())
+            # In the "imports" storage, which the worker of any host reads (PostgreSQL by default)
+            name = storages["imports"].save(f"{site.code}-{uuid.uuid4().hex}.upload", upload)
             with transaction.atomic():  # the job commits with its import, or neither
                 job = Import.objects.create(
-                    site=site, name=(upload.name or "upload")[:255], file=path, size=upload.size or 0
+                    site=site, name=(upload.name or "upload")[:255], file=name, size=upload.size or 0
                 )
                 run_import.enqueue(job.pk)
             return redirect("dashboard-import", code=site.code, import_id=job.pk)

@@ -9,7 +9,6 @@ leaves it out of every lookup (the pixel, /api/v0, the dashboard).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -109,7 +108,7 @@ def delete_site(site_id: int) -> Iterator[int]:
                 exports.delete(name)
     for upload in Import.objects.filter(site_id=site_id).exclude(file=""):
         with contextlib.suppress(FileNotFoundError):
-            os.remove(upload.file)
+            storages["imports"].delete(upload.file)
     # Paths in batches too: Django's collector would load each one to cascade to nothing.
     yield from delete_in_batches(Path._meta.db_table, "site_id = %s", [site_id])
     with transaction.atomic():

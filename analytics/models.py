@@ -247,7 +247,7 @@ class Import(models.Model):
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="imports")
     name = models.CharField(max_length=255)  # the uploaded file's name, as shown
-    file = models.CharField(max_length=500, editable=False)  # never shown: a server path, deleted when done
+    file = models.CharField(max_length=500, editable=False)  # never shown: its name in the "imports" storage
     size = models.BigIntegerField(default=0)  # bytes uploaded
     created_at = models.DateTimeField(default=tz.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -15,11 +15,10 @@ import contextlib
 import gzip
 import hashlib
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -335,8 +334,9 @@ def run_import(import_id: int) -> None:
 
         error = ""
         try:
-            with open(upload.file, "rb") as source:
-                job.import_file(source, progress=progress)
+            with storages["imports"].open(upload.file, "rb") as stored:
+                # the storage's own stream (a File's is typed optional): its tell() is the progress
+                job.import_file(cast(BinaryIO, stored.file), progress=progress)
         except importer.ImportError_ as problem:
             error = f"{upload.name}: {problem}"
         except Exception as problem:
@@ -347,7 +347,7 @@ def run_import(import_id: int) -> None:
 
 def _finish_import(upload: Import, summary, error: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.remove(upload.file)
+        storages["imports"].delete(upload.file)
     Import.objects.filter(pk=upload.pk).update(
         lines=summary.lines,
         imported=summary.imported,

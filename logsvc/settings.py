@@ -176,10 +176,12 @@ MEDIA_URL = "media/"
 # disk with FILE_STORAGE=local (MEDIA_ROOT, EXPORT_DIR: one host only, or a shared mount). See README "Files".
 FILE_STORAGE = os.getenv("FILE_STORAGE", "postgres")
 EXPORT_DIR = Path(os.getenv("EXPORT_DIR", BASE_DIR / "var" / "exports"))  # FILE_STORAGE=local's exports
+IMPORT_DIR = Path(os.getenv("IMPORT_DIR", BASE_DIR / "var" / "imports"))  # FILE_STORAGE=local's dashboard uploads
 if FILE_STORAGE == "postgres":
     FILE_STORAGES = {
         "default": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "media"}},
         "exports": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "exports"}},
+        "imports": {"BACKEND": "logsvc.storage.DatabaseStorage", "OPTIONS": {"location": "imports"}},
     }
 elif FILE_STORAGE == "s3":
     S3_OPTIONS = {
@@ -201,6 +203,7 @@ elif FILE_STORAGE == "s3":
             "OPTIONS": {**S3_OPTIONS, "location": "media", "querystring_auth": env_bool("S3_SIGNED_URLS")},
         },
         "exports": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**S3_OPTIONS, "location": "exports"}},
+        "imports": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {**S3_OPTIONS, "location": "imports"}},
     }
 elif FILE_STORAGE == "local":
     FILE_STORAGES = {
@@ -208,6 +211,10 @@ elif FILE_STORAGE == "local":
         "exports": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": EXPORT_DIR, "base_url": "/-/"},
+        },
+        "imports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": IMPORT_DIR, "base_url": "/-/"},
         },
     }
 else:
@@ -326,8 +333,8 @@ DELETION_BATCH = env_int("DELETION_BATCH", 10_000)
 EXPORT_TTL_SECONDS = env_int("EXPORT_TTL_SECONDS", 24 * 60 * 60)
 # A worker killed mid-export: its export is run again, this many times in all, then marked failed.
 EXPORT_MAX_ATTEMPTS = env_int("EXPORT_MAX_ATTEMPTS", 3)
-# GoatCounter exports uploaded on the dashboard wait here for the worker (deleted once imported); at most this big.
-IMPORT_DIR = Path(os.getenv("IMPORT_DIR", BASE_DIR / "var" / "imports"))
+# GoatCounter exports uploaded on the dashboard wait in the "imports" storage (above) for a worker on any host,
+# deleted once imported; at most this big.
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
 # New hits reach the stats within about this long: each web process asks the worker to fold them in
 # at most this often (analytics.rollups).

@@ -4,11 +4,12 @@ its progress and result, and the stats API the pageviews."""
 from __future__ import annotations
 
 import gzip
-import os
 from datetime import timedelta
 from html import unescape
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
@@ -22,11 +23,6 @@ from analytics.tests.test_import_hits import FIXTURES, _any_host, client, site, 
 
 URL = "/sites/alice-blog/import/"
 EXPORT = (FIXTURES / "export.csv").read_bytes()
-
-
-@pytest.fixture(autouse=True)
-def _imports_in_tmp(settings, tmp_path):
-    settings.IMPORT_DIR = tmp_path / "imports"
 
 
 @pytest.fixture
@@ -52,6 +48,7 @@ def test_an_owner_uploads_an_export_and_the_worker_imports_it(browser, client, s
     r = upload(browser)
     job = Import.objects.get()
     assert r.status_code == 302 and r["Location"] == f"{URL}{job.pk}/"
+    assert storages["imports"].exists(job.file)  # where a worker on any host reads it
     waiting = page(browser, r["Location"])
     assert "Waiting for the worker" in waiting and 'http-equiv="refresh"' in waiting
     run_worker()
@@ -61,7 +58,7 @@ def test_an_owner_uploads_an_export_and_the_worker_imports_it(browser, client, s
     assert "line 7: date 'yesterday' is not an RFC 3339 time" in done
     job.refresh_from_db()
     assert (job.lines, job.imported, job.duplicates, job.bytes_read, job.percent) == (7, 6, 0, job.size, 100)
-    assert not os.path.exists(job.file)  # the upload is deleted once imported
+    assert not storages["imports"].exists(job.file)  # the upload is deleted once imported
     roll_up()
     assert stats(client)["total"] == (5, 6, 1)
     assert "goatcounter-export.csv.gz" in page(browser, URL)
@@ -106,10 +103,9 @@ def test_an_import_whose_worker_died_is_run_again_and_stores_nothing_twice(brows
     part.write_bytes(b"\n".join(half) + b"\n")
     with open(part, "rb") as source:  # the dead worker got this far
         Importer(site, "csv").import_file(source)
-    path = tmp_path / "upload"
-    path.write_bytes(EXPORT)
+    name = storages["imports"].save("alice-blog-died.upload", ContentFile(EXPORT))
     job = Import.objects.create(
-        site=site, name="export.csv", file=str(path), size=len(EXPORT), started_at=timezone.now(), attempts=1
+        site=site, name="export.csv", file=name, size=len(EXPORT), started_at=timezone.now(), attempts=1
     )
     assert "Importing… 0%" in page(browser, f"{URL}{job.pk}/")  # looking at it queues it again
     run_worker()
