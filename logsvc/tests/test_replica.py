@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -37,7 +38,8 @@ EVENTS = "/api/v1/events"
 
 
 def admin_url(name: str = "postgres") -> str:
-    return database_url().rsplit("/", 1)[0] + f"/{name}"
+    """database_url() naming another database: a server's, or the embedded one's (its socket in the query)."""
+    return urlunsplit(urlsplit(database_url())._replace(path=f"/{name}"))
 
 
 @pytest.fixture
@@ -115,7 +117,7 @@ def test_a_replica_that_goes_away_mid_use_is_read_around(request, alice, replica
     assert events_seen(base, reader) == 0  # from the replica
 
     with psycopg.connect(admin_url(), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')  # its connections cut too
+        admin.execute(f'DROP DATABASE "{urlsplit(url).path[1:]}" WITH (FORCE)')  # its connections cut too
     assert events_seen(base, reader) == 1  # the failed read answered from the primary, not a 500
     assert events_seen(base, reader) == 1
     shown = health(base)
