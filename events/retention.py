@@ -58,19 +58,7 @@ def purge_log_messages(now: datetime) -> int:
             AND (up_to_severity IS NULL OR b.severity <= up_to_severity)
         ORDER BY application = '', up_to_severity NULLS LAST LIMIT 1
     """
-    deleted = 0
-    owners = LogRetention.objects.filter(days__gt=0).values("owner_id").annotate(shortest=Min("days"))
-    for owner in owners.order_by("owner_id"):
-        deleted += _walk(
-            table=LogMessage._meta.db_table,
-            time="created",
-            columns="application, severity",
-            rule=rule,
-            owner_id=owner["owner_id"],
-            oldest=now - timedelta(days=owner["shortest"]),
-            now=now,
-        )
-    return deleted
+    return _purge(LogRetention, LogMessage._meta.db_table, "created", "application, severity", rule, now)
 
 
 def purge_events(now: datetime) -> int:
@@ -78,13 +66,18 @@ def purge_events(now: datetime) -> int:
     many. Loggator's public reads of them answer 404 from then on."""
     rules = EventRetention._meta.db_table
     rule = f"SELECT days FROM {rules} WHERE owner_id = %(owner)s AND name IN (b.name, '') ORDER BY name = '' LIMIT 1"
+    return _purge(EventRetention, Event._meta.db_table, "date", "name", rule, now)
+
+
+def _purge(rules: Any, table: str, time: str, columns: str, rule: str, now: datetime) -> int:
+    """_walk() the table for each owner with a rule that deletes (days > 0), from that owner's shortest rule on."""
     deleted = 0
-    owners = EventRetention.objects.filter(days__gt=0).values("owner_id").annotate(shortest=Min("days"))
+    owners = rules.objects.filter(days__gt=0).values("owner_id").annotate(shortest=Min("days"))
     for owner in owners.order_by("owner_id"):
         deleted += _walk(
-            table=Event._meta.db_table,
-            time="date",
-            columns="name",
+            table=table,
+            time=time,
+            columns=columns,
             rule=rule,
             owner_id=owner["owner_id"],
             oldest=now - timedelta(days=owner["shortest"]),
