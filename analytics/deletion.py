@@ -22,7 +22,9 @@ from analytics.models import (
     Export,
     Hit,
     Import,
+    ImportedKeys,
     ImportedRow,
+    ImportedVisits,
     Path,
     PathDay,
     PathHour,
@@ -90,7 +92,8 @@ def delete_site(site_id: int) -> Iterator[int]:
     _wait_for_rollup()
     for rollup in ROLLUP_MODELS:
         yield from delete_in_batches(rollup._meta.db_table, "site_id = %s", [site_id])
-    yield from delete_in_batches(ImportedRow._meta.db_table, "site_id = %s", [site_id])
+    for imported in (ImportedRow, ImportedKeys, ImportedVisits):
+        yield from delete_in_batches(imported._meta.db_table, "site_id = %s", [site_id])
     yield from delete_in_batches(
         VisitorPath._meta.db_table, f"path_id IN (SELECT id FROM {Path._meta.db_table} WHERE site_id = %s)", [site_id]
     )

@@ -32,11 +32,13 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 from django.db import close_old_connections, connection, transaction
+from django.utils import timezone as tz
 
 from analytics import hitinfo, sites
-from analytics.models import ImportedRow, Site
+from analytics.models import ImportedKeys, ImportedRow, ImportedVisits, Site
 from analytics.rollups import schedule_roll_up
 from analytics.services import CleanHit, record_hits, visitor_hash
 from analytics.tasks import CSV_HEADER, FORMULA
@@ -437,7 +439,11 @@ class LogHits:
             raise BadLine("has no time ($datetime, or $date and $time)")
         user_agent = entry.get("user_agent", "")
         hit = CleanHit(*self.finished(path, entry.get("referrer", ""), query, user_agent, entry.get("language", "")))
-        hit.visitor = self.visitor(ip, user_agent, created.date())
+        day: date | None = created.date()
+        if day == tz.now().date():
+            day = None  # today's hash, as the pixel's: VisitorPath finds its first visit
+        hit.visitor = self.visitor(ip, user_agent, day)
+        hit.visitor_day = day
         hit.created_at = created
         return hit
 
@@ -460,7 +466,7 @@ class LogHits:
         )
         return _HIT_VALUES(hit)
 
-    def _visitor(self, ip: str, user_agent: str, day: date) -> uuid.UUID:
+    def _visitor(self, ip: str, user_agent: str, day: date | None) -> uuid.UUID:
         return visitor_hash(self.site_id, ip=ip, user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT), day=day)
 
 
@@ -663,6 +669,7 @@ class Writer:
 
     def __init__(self, site: Site, summary: Summary) -> None:
         self.site, self.summary = site, summary
+        self.seen = Seen(site.pk)
         self.queue: queue.Queue[list[tuple[int, CleanHit]] | None] = queue.Queue(maxsize=2)
         self.thread: threading.Thread | None = None
         self.failure: Exception | None = None
@@ -703,31 +710,191 @@ class Writer:
             connection.close()
 
     def _store(self, batch: list[tuple[int, CleanHit]]) -> None:
-        imported, bots = store(self.site, batch)
+        imported, bots = store(self.site, batch, self.seen)
         self.summary.imported += imported
         self.summary.bots += bots
         self.summary.duplicates += len(batch) - imported
 
 
-def store(site: Site, batch: list[tuple[int, CleanHit]]) -> tuple[int, int]:
+IMPORT_LOCK_NAMESPACE = 0x6973  # "is": advisory locks (namespace, site id) are a site's import batches being stored
+KEY = np.dtype("<i8")  # ImportedKeys.keys, 8 bytes a key
+VISIT = np.dtype("<u8")  # ImportedVisits.visits, 8 bytes a (visitor, path)
+
+
+class Seen:
+    """What an import knows of what its site already has, kept from batch to batch: whether the site has keys of
+    ImportedRow (of imports before ImportedKeys), and the visits of the days it is at (PastVisits)."""
+
+    def __init__(self, site_id: int) -> None:
+        self.legacy: bool | None = None
+        self.visits = PastVisits(site_id)
+
+
+def store(site: Site, batch: list[tuple[int, CleanHit]], seen: Seen | None = None) -> tuple[int, int]:
     """Store the batch's hits not imported before, in one transaction with their keys; returns how many, and how
-    many of them are bots'."""
+    many of them are bots'.
+
+    Under the site's import lock: another import of the site (the same file again, a worker's retry) stores its
+    batch before or after this one, never beside it, so neither misses the other's keys or visits. The pixel and
+    the API never take it.
+    """
+    seen = seen or Seen(site.pk)
     with transaction.atomic(), prepared_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {ImportedRow._meta.db_table} (site_id, key) SELECT %s, unnest(%b::bigint[]) "
-            "ON CONFLICT DO NOTHING RETURNING key",
-            [site.pk, [key for key, _ in batch]],
-        )
-        new = {key for (key,) in cursor.fetchall()}
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK_NAMESPACE, site.pk])
+        old = _imported_before(cursor, site.pk, batch, seen)
         hits = []
         for key, hit in batch:
-            if key in new:
-                new.discard(key)
+            if key not in old:
+                old.add(key)  # a key twice in a batch (a hash's collision) is one hit, as it would be in two
                 hits.append(hit)
+        caught_up = None
+        if past := [hit for hit in hits if hit.visitor_day is not None and hit.first_visit is None and not hit.bot]:
+            caught_up = seen.visits.find(cursor, past)
         if hits:
             record_hits(site, hits)
             transaction.on_commit(schedule_roll_up)
+    if caught_up is not None:
+        caught_up()
     return len(hits), sum(1 for hit in hits if hit.bot)
+
+
+def _imported_before(cursor: Any, site_id: int, batch: list[tuple[int, CleanHit]], seen: Seen) -> set[int]:
+    """The batch's keys imported before; the others are added to ImportedKeys, a row for each hour of their hits.
+
+    A key is looked for in the rows whose span holds its hit's time; a row's span is under an hour, so those
+    rows start after that time less an hour, and the index on (site, first_at) reads no more than them.
+    """
+    hours: dict[int, list[Any]] = {}  # hour -> [first, last, keys]
+    for key, hit in batch:
+        created = hit.created_at
+        assert created is not None  # each format's lines have a time, or are bad lines
+        hour = int(created.timestamp()) // 3600
+        span = hours.get(hour)
+        if span is None:
+            hours[hour] = [created, created, [key]]
+        else:
+            span[0], span[1] = min(span[0], created), max(span[1], created)
+            span[2].append(key)
+    table = ImportedKeys._meta.db_table
+    cursor.execute(
+        f"SELECT i.id, i.keys FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS s(first_at, last_at) "
+        f"JOIN {table} i ON i.site_id = %s AND i.first_at <= s.last_at "
+        "AND i.first_at > s.first_at - interval '1 hour' AND i.last_at >= s.first_at",
+        [[span[0] for span in hours.values()], [span[1] for span in hours.values()], site_id],
+    )
+    rows = {row_id: keys for row_id, keys in cursor.fetchall()}
+    known = np.concatenate([np.frombuffer(keys, KEY) for keys in rows.values()]) if rows else np.empty(0, KEY)
+    if seen.legacy is None:
+        seen.legacy = ImportedRow.objects.filter(site_id=site_id).exists()  # never written now: checked once
+    if seen.legacy:
+        cursor.execute(
+            f"SELECT key FROM {ImportedRow._meta.db_table} WHERE site_id = %s AND key = ANY(%s::bigint[])",
+            [site_id, [key for key, _ in batch]],
+        )
+        known = np.concatenate([known, np.array([key for (key,) in cursor.fetchall()], KEY)])
+    old: set[int] = set()
+    if len(known):
+        keys = np.fromiter((key for key, _ in batch), KEY, len(batch))
+        old = set(keys[np.isin(keys, known)].tolist())
+    added = []
+    for first, last, keys in hours.values():
+        if new := [key for key in keys if key not in old] if old else keys:
+            added.append((first, last, np.unique(np.array(new, KEY)).tobytes()))
+    if added:
+        cursor.execute(
+            f"INSERT INTO {table} (site_id, first_at, last_at, keys) "
+            "SELECT %s, * FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::bytea[])",
+            [site_id, *map(list, zip(*added, strict=True))],
+        )
+    return old
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _page_hash(path: str, event: bool) -> int:
+    return int.from_bytes(hashlib.blake2b((b"e" if event else b"p") + path.encode(), digest_size=8).digest())
+
+
+class PastVisits:
+    """First visits of an import's hits of days other than today (CleanHit.visitor_day), found in memory.
+
+    Their visitor hashes carry their day, so no pixel or API hit shares them: only this import and the site's
+    other imports of today (under today's salt) can meet a visitor of such a day again, and those leave what they
+    saw in ImportedVisits. For each day of its recent batches an import keeps a sorted array of the hashes of
+    (visitor, path) seen that day (8 bytes each); a batch catches up with the rows other imports added since,
+    under the site's import lock (store()), marks its hits, and adds a row a day of the ones it saw first.
+    Memory is the visits of the days of the last KEEP_BATCHES batches, not of the file.
+    """
+
+    KEEP_BATCHES = 4
+
+    def __init__(self, site_id: int) -> None:
+        self.site_id = site_id
+        self.days: dict[date, tuple[np.ndarray, int, int]] = {}  # day -> (seen, last row id read, batch number)
+        self.batches = 0
+
+    def find(self, cursor: Any, hits: list[CleanHit]) -> Callable[[], None]:
+        """Set each hit's first_visit and add the batch's first visits to ImportedVisits; returns what brings the
+        memory up to the database, to call once the transaction has committed."""
+        self.batches += 1
+        by_day: dict[date, list[CleanHit]] = {}
+        for hit in hits:
+            if hit.visitor is None:
+                hit.first_visit = True  # as record_hits: a hit without a visitor is a visit of its own
+            else:
+                by_day.setdefault(hit.visitor_day, []).append(hit)  # type: ignore[arg-type]
+        if not by_day:
+            return lambda: None
+        table = ImportedVisits._meta.db_table
+        days = list(by_day)
+        last = {day: self.days[day][1] if day in self.days else 0 for day in days}
+        cursor.execute(
+            f"SELECT v.day, v.id, v.visits FROM unnest(%s::date[], %s::bigint[]) AS d(day, after) "
+            f"JOIN {table} v ON v.site_id = %s AND v.day = d.day AND v.id > d.after AND v.created_at >= %s",
+            [days, [last[day] for day in days], self.site_id, _salt_start()],
+        )
+        read: dict[date, list[np.ndarray]] = {}
+        for day, row_id, visits in cursor.fetchall():
+            read.setdefault(day, []).append(np.frombuffer(visits, VISIT))
+            last[day] = max(last[day], row_id)
+        known: dict[date, np.ndarray] = {}
+        added: dict[date, np.ndarray] = {}
+        for day, day_hits in by_day.items():
+            seen = self.days[day][0] if day in self.days else np.empty(0, VISIT)
+            if day in read:
+                seen = np.unique(np.concatenate([seen, *read[day]]))
+            known[day] = seen
+            visits = np.fromiter((hit.visitor.int >> 64 for hit in day_hits), VISIT, len(day_hits))  # type: ignore[union-attr]
+            visits ^= np.fromiter((_page_hash(hit.path, hit.event) for hit in day_hits), VISIT, len(day_hits))
+            first = np.zeros(len(visits), bool)
+            first[np.unique(visits, return_index=True)[1]] = True  # a visit twice in the batch: its first hit
+            if len(seen):
+                first &= seen[np.minimum(np.searchsorted(seen, visits), len(seen) - 1)] != visits
+            for hit, is_first in zip(day_hits, first.tolist(), strict=True):
+                hit.first_visit = is_first
+            added[day] = np.sort(visits[first])
+        if new := [day for day in days if len(added[day])]:
+            cursor.execute(
+                f"INSERT INTO {table} (site_id, day, visits, created_at) "
+                "SELECT %s, * , %s FROM unnest(%s::date[], %s::bytea[]) RETURNING day, id",
+                [self.site_id, tz.now(), new, [added[day].astype(VISIT).tobytes() for day in new]],
+            )
+            for day, row_id in cursor.fetchall():
+                last[day] = max(last[day], row_id)
+        batch = self.batches
+
+        def caught_up() -> None:
+            for day, seen in known.items():
+                merged = np.insert(seen, np.searchsorted(seen, added[day]), added[day])
+                self.days[day] = (merged, last[day], batch)
+            for day in [day for day, (_, _, used) in self.days.items() if used <= batch - self.KEEP_BATCHES]:
+                del self.days[day]
+
+        return caught_up
+
+
+def _salt_start() -> datetime:
+    """When today's salt began: rows of ImportedVisits added before hold hashes under another salt."""
+    return datetime.combine(tz.now().date(), datetime.min.time(), tzinfo=UTC)
 
 
 def follow(

@@ -227,9 +227,9 @@ class Export(models.Model):
 
 
 class ImportedRow(models.Model):
-    """A line or row already imported into a site (manage.py import_hits, the dashboard's upload): importing the
-    same file, or a log that has grown since, stores each of its hits once. key is a hash of the line's text
-    and of how many identical lines came just before it (see analytics.importer.RowKeys); no IP is kept."""
+    """A line or row imported into a site before ImportedKeys (one row a line cost two index entries and a
+    foreign-key check per line): read, never written, so those lines are still imported once.
+    key is as ImportedKeys' (see analytics.importer.RowKeys)."""
 
     pk = models.CompositePrimaryKey("site", "key")
     site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
@@ -240,6 +240,51 @@ class ImportedRow(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.key} of site {self.site_id}"
+
+
+class ImportedKeys(models.Model):
+    """Lines or rows already imported into a site (manage.py import_hits, the dashboard's upload): importing the
+    same file, or a log that has grown since, stores each of its hits once. A key is a hash of a line's text and
+    of how many identical lines came just before it (see analytics.importer.RowKeys); no IP is kept.
+
+    A row holds the keys of one batch's hits of one hour, with the times of the first and last of those hits. A
+    line gives the same time each time it is read, so its key can only be in a row whose span holds that time,
+    and a batch compares its keys with those rows alone (analytics.importer.store). A row a batch and hour, not a
+    row a line: one index entry and one foreign-key check per batch, not per line."""
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    first_at = models.DateTimeField()  # the earliest hit of the row's keys; last_at - first_at is under an hour
+    last_at = models.DateTimeField()
+    keys = models.BinaryField()  # 8 bytes a key, little-endian, sorted
+
+    class Meta:
+        verbose_name = "imported keys"
+        verbose_name_plural = "imported keys"
+        indexes = [models.Index(fields=["site", "first_at"], name="analytics_importedkeys_first")]
+
+    def __str__(self) -> str:
+        return f"{len(self.keys) // 8} keys of site {self.site_id}"
+
+
+class ImportedVisits(models.Model):
+    """VisitorPath for imported hits of a day other than today: their visitor hashes carry their day (see
+    services.visitor_hash), so only an import of the same site, under the same day's salt, can meet them again.
+    One row holds, for one batch's hits of one day, a hash of each (visitor, path) it saw first; an import
+    decides first visits in memory against the rows of the days it is at (analytics.importer.PastVisits), under
+    the site's import lock. Deleted with VisitorPath a day on, once the salt they were made under is gone."""
+
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, db_index=False)
+    day = models.DateField()
+    visits = models.BinaryField()  # 8 bytes a (visitor, path), little-endian, sorted (importer.PastVisits)
+    created_at = models.DateTimeField(default=tz.now)
+
+    class Meta:
+        verbose_name = "imported visits"
+        verbose_name_plural = "imported visits"
+        indexes = [models.Index(fields=["site", "day"], name="analytics_importedvisits_day")]
+
+    def __str__(self) -> str:
+        return f"{len(self.visits) // 8} visits of site {self.site_id} on {self.day}"
 
 
 class Import(models.Model):
@@ -437,3 +482,5 @@ def delete_hits_with_site(sender: type[Site], instance: Site, **kwargs) -> None:
     Hit.objects.filter(site=instance).delete()
     BotHit.objects.filter(site=instance).delete()
     ImportedRow.objects.filter(site=instance).delete()
+    ImportedKeys.objects.filter(site=instance).delete()
+    ImportedVisits.objects.filter(site=instance).delete()

@@ -42,6 +42,9 @@ class CleanHit:
     visitor: uuid.UUID | None = None
     created_at: datetime | None = None
     first_visit: bool | None = None  # known already (an imported export's row); None: found by record_hits
+    # The day in the visitor hash (an imported hit of a day other than today, see visitor_hash): no pixel or API
+    # hit has that hash, and the importer finds its first visit (analytics.importer.PastVisits), not VisitorPath.
+    visitor_day: date | None = None
 
 
 # day -> salt; a process keeps today's only
@@ -66,11 +69,12 @@ def visitor_hash(
     """The visitor's id for today: a keyed hash of site and session, or of site, IP and user agent.
 
     Neither the IP nor the user agent is stored, and once the day's salt is deleted nobody, us included,
-    can tell which hash was whose. An imported hit of another day gives that day too (still under today's
-    salt), so a visitor's first visits are counted per day of their hits, as they would have been live.
+    can tell which hash was whose. An imported hit of another day than today gives that day (still under
+    today's salt), so a visitor's first visits are counted per day of their hits, as they would have been
+    live; such a hash is the importer's alone: the pixel and the API never give a day.
     """
     who = f"s\0{session}" if session else f"b\0{ip}\0{user_agent}"
-    if day is not None and day != timezone.now().date():
+    if day is not None:
         who = f"{who}\0{day.isoformat()}"
     digest = hashlib.blake2b(f"{site_id}\0{who}".encode(), key=todays_salt(), digest_size=16).digest()
     return uuid.UUID(bytes=digest)

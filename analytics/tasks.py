@@ -29,7 +29,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from analytics.models import BotHit, Export, Hit, Import, Path, Salt, VisitorPath
+from analytics.models import BotHit, Export, Hit, Import, ImportedVisits, Path, Salt, VisitorPath
 from logsvc import replica
 
 logger = logging.getLogger(__name__)
@@ -295,10 +295,12 @@ def delete_expired_exports() -> int:
 
 def delete_old_visitor_data() -> dict[str, int]:
     """What `manage.py prune` deletes besides export files: bot hits past BOT_HIT_DAYS, and the visitor paths
-    and salts of past days (once a day's salt is gone, nobody can recompute that day's visitor hashes)."""
+    (VisitorPath's, and the rows of imports' ImportedVisits) and salts of past days (once a day's salt is gone,
+    nobody can recompute that day's visitor hashes)."""
     now = timezone.now()
     bot_hits, _ = BotHit.objects.filter(created_at__lt=now - timedelta(days=settings.BOT_HIT_DAYS)).delete()
     visitor_paths, _ = VisitorPath.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
+    visitor_paths += ImportedVisits.objects.filter(created_at__lt=now - timedelta(days=1)).delete()[0]
     salts, _ = Salt.objects.filter(day__lt=now.date()).delete()
     return {"bot hits": bot_hits, "visitor paths": visitor_paths, "salts": salts}
 
