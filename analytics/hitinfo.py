@@ -37,6 +37,7 @@ def clip(value: str, limit: int) -> str:
 
 # How many distinct User-Agents the parsers remember: a busy site sees a few hundred in an hour.
 UA_CACHE_SIZE = 4096
+REF_CACHE_SIZE = 4096  # (referrer, query, site hosts): at most MAX_REF + MAX_PATH bytes each
 
 MAX_INT32 = 2**31 - 1
 
@@ -208,6 +209,7 @@ _REFSPAM = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=REF_CACHE_SIZE)  # a site's referrers repeat (an import's lines above all)
 def parse_ref(ref: str, query: str = "", site_hosts: tuple[str, ...] = ()) -> tuple[str, str, str]:
     """(referrer, ref_scheme, campaign) as the dashboard's referrer and campaign lists show them.
 

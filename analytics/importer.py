@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -135,11 +135,25 @@ class Summary:
 @dataclass(frozen=True)
 class Exclude:
     field: str
-    match: Callable[[str], bool]
+    search: Callable[[str], re.Match[str] | None]  # a compiled pattern's search or fullmatch: one C call a line
     negate: bool
 
     def __call__(self, entry: dict[str, str]) -> bool:
-        return self.match(entry.get(self.field, "")) != self.negate
+        return (self.search(entry.get(self.field, "")) is not None) != self.negate
+
+
+def excluder(excludes: list[Exclude]) -> Callable[[dict[str, str]], bool]:
+    """Whether any of excludes takes an entry, in one call a line (not one per exclude)."""
+    checks = [(exclude.field, exclude.search, exclude.negate) for exclude in excludes]
+
+    def excluded(entry: dict[str, str]) -> bool:
+        get = entry.get
+        for name, search, negate in checks:
+            if (search(get(name, "")) is not None) != negate:
+                return True
+        return False
+
+    return excluded
 
 
 def parse_excludes(patterns: list[str] | None) -> list[Exclude]:
@@ -162,21 +176,13 @@ def parse_excludes(patterns: list[str] | None) -> list[Exclude]:
                 match = re.compile(rest[3:]).search
             except re.error as error:
                 raise ImportError_(f"--exclude {pattern!r}: {error}") from None
-            excludes.append(Exclude(name, functools.partial(_searches, match), negate))
+            excludes.append(Exclude(name, match, negate))
         elif rest.startswith("glob:"):
             regex = re.compile("|".join(_glob_regex(alt) for alt in _braces(rest[5:])))
-            excludes.append(Exclude(name, functools.partial(_searches, regex.fullmatch), negate))
-        else:
-            excludes.append(Exclude(name, functools.partial(_contains, rest), negate))
+            excludes.append(Exclude(name, regex.fullmatch, negate))
+        else:  # the text anywhere in the field
+            excludes.append(Exclude(name, re.compile(re.escape(rest)).search, negate))
     return excludes
-
-
-def _searches(search: Callable[[str], re.Match[str] | None], value: str) -> bool:
-    return search(value) is not None
-
-
-def _contains(part: str, value: str) -> bool:
-    return part in value
 
 
 def _braces(pattern: str) -> list[str]:
@@ -209,18 +215,20 @@ class RowKeys:
 
     def __init__(self) -> None:
         self.window: deque[bytes] = deque()
-        self.counts: Counter[bytes] = Counter()
+        self.counts: dict[bytes, int] = {}  # a plain dict: Counter's missing keys (most lines) go through Python
 
     def key(self, text: str) -> int:
         digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-        seen = self.counts[digest]
-        self.counts[digest] += 1
-        self.window.append(digest)
-        if len(self.window) > KEY_WINDOW:
-            old = self.window.popleft()
-            self.counts[old] -= 1
-            if not self.counts[old]:
-                del self.counts[old]
+        counts, window = self.counts, self.window
+        seen = counts.get(digest, 0)
+        counts[digest] = seen + 1
+        window.append(digest)
+        if len(window) > KEY_WINDOW:
+            old = window.popleft()
+            if left := counts[old] - 1:
+                counts[old] = left
+            else:
+                del counts[old]
         if seen:
             digest = hashlib.blake2b(digest + seen.to_bytes(4), digest_size=8).digest()
         return int.from_bytes(digest, signed=True)
@@ -262,16 +270,27 @@ NAMED_TIMES = {
 
 @functools.lru_cache(maxsize=1024)  # a busy log has many lines a second: each second is parsed once
 def _clf_time(value: str) -> datetime:
-    """10/Oct/2000:13:55:36 -0700, without strptime (a tenth of its time)."""
+    """10/Oct/2000:13:55:36 -0700, without strptime (a tenth of its time): the minute once, then its seconds."""
+    seconds = value[18:20]
     try:
-        sign = -1 if value[21] == "-" else 1
-        offset = timedelta(hours=int(value[22:24]), minutes=int(value[24:26])) * sign
-        local = datetime(
-            int(value[7:11]), _MONTHS[value[3:6]], int(value[0:2]), int(value[12:14]), int(value[15:17]),
-            int(value[18:20]), tzinfo=timezone(offset),
-        )  # fmt: skip
+        if len(value) != 26 or value[17] != ":" or not seconds.isdigit():
+            raise ValueError(value)
+        return _clf_minute(value[:17] + value[20:]) + _SECONDS[int(seconds)]
     except (IndexError, KeyError, ValueError):
         raise BadLine(f"time {value!r} is not like 10/Oct/2000:13:55:36 -0700") from None
+
+
+_SECONDS = [timedelta(seconds=n) for n in range(60)]
+
+
+@functools.lru_cache(maxsize=64)
+def _clf_minute(value: str) -> datetime:
+    """10/Oct/2000:13:55 -0700 (raises IndexError, KeyError or ValueError)"""
+    offset = timedelta(hours=int(value[19:21]), minutes=int(value[21:23])) * (-1 if value[18] == "-" else 1)
+    local = datetime(
+        int(value[7:11]), _MONTHS[value[3:6]], int(value[0:2]), int(value[12:14]), int(value[15:17]),
+        tzinfo=timezone(offset),
+    )  # fmt: skip
     return local.astimezone(UTC)
 
 
@@ -351,7 +370,9 @@ def log_parser(fmt: str, datetime_layout: str = "") -> Callable[[str], dict[str,
         found = match(line)
         if found is None:
             raise BadLine(f"does not match the format {template!r}")
-        entry = {name: ("" if value == "-" else value) for name, value in found.groupdict().items()}
+        entry = found.groupdict()
+        if "-" in entry.values():  # GoatCounter's "no value"
+            entry = {name: ("" if value == "-" else value) for name, value in entry.items()}
         if url := entry.pop("url", ""):
             rest = url.split("://", 1)[-1]
             host, slash, path = rest.partition("/")
@@ -409,18 +430,19 @@ class LogHits:
         # A pattern on a field the format lacks (content_type in a combined log) never matches: it costs nothing
         known = set(EXCLUDE_FIELDS) if fmt == "caddy" else set(getattr(self.parse, "names", EXCLUDE_FIELDS))
         self.excludes = [exclude for exclude in excludes if exclude.negate or exclude.field in known]
+        self.excluded = excluder(self.excludes)
         self.site_id, self.site_hosts = site.pk, sites.site_hosts(site)
         self.ignore_ips = frozenset(site.ignore_ips)
         # A log repeats its pages, referrers, user agents and visitors: each is worked out once (bounded caches)
         self.finished = functools.lru_cache(maxsize=CACHE_SIZE)(self._finished)
         self.visitor = functools.lru_cache(maxsize=CACHE_SIZE)(self._visitor)
+        self.today = Today()
 
     def hit(self, line: str) -> CleanHit:
         """Raises BadLine, or Ignored for a line excluded or not counted."""
         entry = self.parse(line)
-        for exclude in self.excludes:
-            if exclude(entry):
-                raise Ignored("excluded")
+        if self.excluded(entry):
+            raise Ignored("excluded")
         path = entry.get("path", "")
         if not path.startswith("/"):
             raise BadLine(f"path {path!r} does not start with /")
@@ -440,7 +462,7 @@ class LogHits:
         user_agent = entry.get("user_agent", "")
         hit = CleanHit(*self.finished(path, entry.get("referrer", ""), query, user_agent, entry.get("language", "")))
         day: date | None = created.date()
-        if day == tz.now().date():
+        if day == self.today():
             day = None  # today's hash, as the pixel's: VisitorPath finds its first visit
         hit.visitor = self.visitor(ip, user_agent, day)
         hit.visitor_day = day
@@ -468,6 +490,20 @@ class LogHits:
 
     def _visitor(self, ip: str, user_agent: str, day: date | None) -> uuid.UUID:
         return visitor_hash(self.site_id, ip=ip, user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT), day=day)
+
+
+class Today:
+    """Today's date (UTC, the salt's), for a line a microsecond: tz.now() is read again only once the day is over."""
+
+    def __init__(self) -> None:
+        self.day, self.until = date.min, 0.0
+
+    def __call__(self) -> date:
+        if time.time() >= self.until:
+            now = tz.now()
+            self.day = now.date()
+            self.until = datetime.combine(self.day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+        return self.day
 
 
 def _xff(value: str) -> str:
@@ -602,7 +638,7 @@ class Importer:
     def feed(self, number: int, key_text: str, line: Any) -> None:
         summary = self.summary
         summary.lines += 1
-        if isinstance(line, str) and not line.strip():
+        if isinstance(line, str) and (not line or line.isspace()):
             summary.lines -= 1  # blank lines (a log's last newline) are no lines
             return
         if isinstance(line, list) and len(line) == 1 and line[0].startswith("\0"):
@@ -719,6 +755,8 @@ class Writer:
 IMPORT_LOCK_NAMESPACE = 0x6973  # "is": advisory locks (namespace, site id) are a site's import batches being stored
 KEY = np.dtype("<i8")  # ImportedKeys.keys, 8 bytes a key
 VISIT = np.dtype("<u8")  # ImportedVisits.visits, 8 bytes a (visitor, path)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
 class Seen:
@@ -764,49 +802,44 @@ def _imported_before(cursor: Any, site_id: int, batch: list[tuple[int, CleanHit]
     A key is looked for in the rows whose span holds its hit's time; a row's span is under an hour, so those
     rows start after that time less an hour, and the index on (site, first_at) reads no more than them.
     """
-    hours: dict[int, list[Any]] = {}  # hour -> [first, last, keys]
-    for key, hit in batch:
-        created = hit.created_at
-        assert created is not None  # each format's lines have a time, or are bad lines
-        hour = int(created.timestamp()) // 3600
-        span = hours.get(hour)
-        if span is None:
-            hours[hour] = [created, created, [key]]
-        else:
-            span[0], span[1] = min(span[0], created), max(span[1], created)
-            span[2].append(key)
+    count = len(batch)
+    keys = np.fromiter((key for key, _ in batch), KEY, count)
+    hours: dict[int, list[int]] = {}  # hour since 1970 -> the batch's lines of it
+    for line, (_, hit) in enumerate(batch):
+        hours.setdefault((hit.created_at - EPOCH) // HOUR, []).append(line)  # type: ignore[operator]
+    spans = [
+        (min(batch[line][1].created_at for line in lines), max(batch[line][1].created_at for line in lines), lines)
+        for lines in hours.values()
+    ]
     table = ImportedKeys._meta.db_table
     cursor.execute(
         f"SELECT i.id, i.keys FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS s(first_at, last_at) "
         f"JOIN {table} i ON i.site_id = %s AND i.first_at <= s.last_at "
         "AND i.first_at > s.first_at - interval '1 hour' AND i.last_at >= s.first_at",
-        [[span[0] for span in hours.values()], [span[1] for span in hours.values()], site_id],
+        [[first for first, _, _ in spans], [last for _, last, _ in spans], site_id],
     )
-    rows = {row_id: keys for row_id, keys in cursor.fetchall()}
-    known = np.concatenate([np.frombuffer(keys, KEY) for keys in rows.values()]) if rows else np.empty(0, KEY)
+    rows = dict(cursor.fetchall())  # id -> keys: a row in the spans of two hours comes once
+    known = [np.frombuffer(stored, KEY) for stored in rows.values()]
     if seen.legacy is None:
         seen.legacy = ImportedRow.objects.filter(site_id=site_id).exists()  # never written now: checked once
     if seen.legacy:
         cursor.execute(
             f"SELECT key FROM {ImportedRow._meta.db_table} WHERE site_id = %s AND key = ANY(%s::bigint[])",
-            [site_id, [key for key, _ in batch]],
+            [site_id, keys.tolist()],
         )
-        known = np.concatenate([known, np.array([key for (key,) in cursor.fetchall()], KEY)])
-    old: set[int] = set()
-    if len(known):
-        keys = np.fromiter((key for key, _ in batch), KEY, len(batch))
-        old = set(keys[np.isin(keys, known)].tolist())
+        known.append(np.array([key for (key,) in cursor.fetchall()], KEY))
+    old = np.isin(keys, np.concatenate(known)) if known else np.zeros(count, bool)
     added = []
-    for first, last, keys in hours.values():
-        if new := [key for key in keys if key not in old] if old else keys:
-            added.append((first, last, np.unique(np.array(new, KEY)).tobytes()))
+    for first, last, lines in spans:
+        if len(new := np.unique(keys[lines][~old[lines]])):
+            added.append((first, last, new.tobytes()))
     if added:
         cursor.execute(
             f"INSERT INTO {table} (site_id, first_at, last_at, keys) "
             "SELECT %s, * FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::bytea[])",
             [site_id, *map(list, zip(*added, strict=True))],
         )
-    return old
+    return set(keys[old].tolist())
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)

@@ -97,6 +97,14 @@ HIT_COLUMNS = [
 ]
 
 
+# HIT_COLUMNS' types, for COPY's binary format: a fourth of the text format's client time a row (no quoting,
+# dates and UUIDs as their bytes), and less parsing for PostgreSQL.
+HIT_TYPES = ["int8", "int8", "uuid", "bool", "text", "varchar", "text", "varchar", "varchar", "int4", "varchar",
+             "varchar", "timestamptz"]  # fmt: skip
+BOT_HIT_COLUMNS = ["site_id", "path", "bot", "user_agent", "created_at"]
+BOT_HIT_TYPES = ["int8", "text", "int2", "text", "timestamptz"]
+
+
 def hit_row(site_id: int, path_id: int, hit: CleanHit, first: bool, now: datetime) -> tuple[Any, ...]:
     """A hit as the COPY into the hit table takes it, in HIT_COLUMNS' order (here and in analytics.pixel)."""
     return (
@@ -122,8 +130,9 @@ def record_hits(site: Site, hits: list[CleanHit]) -> None:
     now = timezone.now()
     people = [hit for hit in hits if not hit.bot]
     if bots := [hit for hit in hits if hit.bot]:
-        sql = f"COPY {BotHit._meta.db_table} (site_id, path, bot, user_agent, created_at) FROM STDIN"
+        sql = f"COPY {BotHit._meta.db_table} ({', '.join(BOT_HIT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            copy.set_types(BOT_HIT_TYPES)
             for hit in bots:
                 copy.write_row((site.pk, hit.path, hit.bot, hit.user_agent, hit.created_at or now))
     if not people:
@@ -131,8 +140,9 @@ def record_hits(site: Site, hits: list[CleanHit]) -> None:
     path_ids = _path_ids(site, people)
     unknown = [(hit.visitor, path_ids[hit.path, hit.event]) for hit in people if hit.first_visit is None]
     found = iter(_first_visits(unknown, now) if unknown else [])
-    sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN"
+    sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        copy.set_types(HIT_TYPES)
         for hit in people:
             first = next(found) if hit.first_visit is None else hit.first_visit
             copy.write_row(hit_row(site.pk, path_ids[hit.path, hit.event], hit, first, now))
