@@ -75,7 +75,8 @@ class ExportAdmin(admin.ModelAdmin):
     readonly_fields = ("file",)
 
 
-# ImportedRow is not here: a key per imported hit says nothing to a person, and its composite key has no admin.
+# ImportedRow, ImportedKeys and ImportedVisits are not here: hashes of imported lines and of visits say nothing to a
+# person (and ImportedRow's composite key has no admin).
 @admin.register(Import)
 class ImportAdmin(admin.ModelAdmin):
     list_display = ("id", "site", "name", "created_at", "finished_at", "lines", "imported", "duplicates", "bad")

@@ -804,12 +804,12 @@ def _imported_before(cursor: Any, site_id: int, batch: list[tuple[int, CleanHit]
     """
     count = len(batch)
     keys = np.fromiter((key for key, _ in batch), KEY, count)
+    times = [hit.created_at or EPOCH for _, hit in batch]  # each format's lines have a time, or are bad lines
     hours: dict[int, list[int]] = {}  # hour since 1970 -> the batch's lines of it
-    for line, (_, hit) in enumerate(batch):
-        hours.setdefault((hit.created_at - EPOCH) // HOUR, []).append(line)  # type: ignore[operator]
+    for line, created in enumerate(times):
+        hours.setdefault((created - EPOCH) // HOUR, []).append(line)
     spans = [
-        (min(batch[line][1].created_at for line in lines), max(batch[line][1].created_at for line in lines), lines)
-        for lines in hours.values()
+        (min(times[line] for line in lines), max(times[line] for line in lines), lines) for lines in hours.values()
     ]
     table = ImportedKeys._meta.db_table
     cursor.execute(
