@@ -147,7 +147,8 @@ def copy_ceiling(url: str, site_id: int, rows: int, batch: int, binary: bool = T
             first_value(
                 conn.execute(
                     f"INSERT INTO {PathModel._meta.db_table} (site_id, path, title, event) "
-                    "VALUES (%s, %s, '', false) RETURNING id",
+                    "VALUES (%s, %s, '', false) ON CONFLICT (site_id, event, path) DO UPDATE SET title = '' "
+                    "RETURNING id",  # each ceiling of the run, into the same site
                     [site_id, page],
                 )
             )
