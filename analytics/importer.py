@@ -756,7 +756,6 @@ IMPORT_LOCK_NAMESPACE = 0x6973  # "is": advisory locks (namespace, site id) are 
 KEY = np.dtype("<i8")  # ImportedKeys.keys, 8 bytes a key
 VISIT = np.dtype("<u8")  # ImportedVisits.visits, 8 bytes a (visitor, path)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-HOUR = timedelta(hours=1)
 
 
 class Seen:
@@ -804,13 +803,21 @@ def _imported_before(cursor: Any, site_id: int, batch: list[tuple[int, CleanHit]
     """
     count = len(batch)
     keys = np.fromiter((key for key, _ in batch), KEY, count)
-    times = [hit.created_at or EPOCH for _, hit in batch]  # each format's lines have a time, or are bad lines
-    hours: dict[int, list[int]] = {}  # hour since 1970 -> the batch's lines of it
-    for line, created in enumerate(times):
-        hours.setdefault((created - EPOCH) // HOUR, []).append(line)
-    spans = [
-        (min(times[line] for line in lines), max(times[line] for line in lines), lines) for lines in hours.values()
-    ]
+    hours: dict[int, list[Any]] = {}  # hour (UTC) -> [first, last, the batch's lines of it]
+    for line, (_, hit) in enumerate(batch):
+        created = hit.created_at or EPOCH  # each format's lines have a time, or are bad lines
+        if created.tzinfo is not UTC:
+            created = created.astimezone(UTC)
+        hour = created.toordinal() * 24 + created.hour
+        if (span := hours.get(hour)) is None:
+            hours[hour] = [created, created, [line]]
+        else:
+            if created < span[0]:
+                span[0] = created
+            elif created > span[1]:
+                span[1] = created
+            span[2].append(line)
+    spans = list(hours.values())
     table = ImportedKeys._meta.db_table
     cursor.execute(
         f"SELECT i.id, i.keys FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS s(first_at, last_at) "
