@@ -6,4 +6,9 @@ class LogsvcConfig(AppConfig):
     verbose_name = "logsvc"
 
     def ready(self) -> None:
-        from logsvc import openapi  # noqa: F401  registers the API key scheme with drf-spectacular
+        from logsvc import (
+            openapi,  # noqa: F401  registers the API key scheme with drf-spectacular
+            retention,
+        )
+
+        retention.register("finished tasks", retention.purge_task_results)

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -94,6 +95,24 @@ def schedule(delay: float | None = None) -> bool:
             return False
         run_retention.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
         return True
+
+
+def purge_task_results(now: datetime) -> int:
+    """Delete the worker's finished task results (every rollup, export and deletion leaves one, and the web
+    processes ask for a rollup up to once a second each): successful ones after TASK_RESULTS_DAYS, failed ones,
+    which an operator may still be reading in the admin, after TASK_FAILURES_DAYS."""
+    finished = DBTaskResult.objects.filter(
+        Q(status=TaskResultStatus.SUCCESSFUL, finished_at__lt=now - timedelta(days=settings.TASK_RESULTS_DAYS))
+        | Q(status=TaskResultStatus.FAILED, finished_at__lt=now - timedelta(days=settings.TASK_FAILURES_DAYS))
+    )
+    deleted = 0
+    while True:
+        with paused():
+            batch = list(finished.values_list("pk", flat=True)[: settings.RETENTION_BATCH])
+            if batch:
+                deleted += DBTaskResult.objects.filter(pk__in=batch)._raw_delete(DBTaskResult.objects.db)
+        if len(batch) < settings.RETENTION_BATCH:
+            return deleted
 
 
 @task()

@@ -350,6 +350,10 @@ RETENTION_BATCH = env_int("RETENTION_BATCH", 5000)
 # After each batch the worker waits this percentage of the time the batch took, so that it takes at most about
 # half of the database's time (100) and ingestion beside it keeps its pace (0: no pause).
 RETENTION_PAUSE_PERCENT = env_int("RETENTION_PAUSE_PERCENT", 100)
+# The worker's finished task results (Task results in the admin) are deleted by the same passes: successful ones
+# after this many days, failed ones after the second.
+TASK_RESULTS_DAYS = env_int("TASK_RESULTS_DAYS", 2)
+TASK_FAILURES_DAYS = env_int("TASK_FAILURES_DAYS", 30)
 # A hit's country (and region) comes from its IP: by default from the registries' data that iptocc ships, or
 # from this MaxMind GeoLite2/GeoIP2 .mmdb file (analytics.geoip). Its path is checked by `manage.py check`.
 GEOIP_DATABASE = os.getenv("GEOIP_DATABASE", "")
