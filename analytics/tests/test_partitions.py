@@ -4,6 +4,7 @@ import), the worker creates the months ahead, and retention drops a whole month 
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -181,8 +182,6 @@ def test_prune_drops_whole_months_of_bot_hits(site, settings):
 
 
 def call_command_output(*args) -> str:
-    import io
-
     out = io.StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
@@ -274,3 +273,12 @@ def test_the_migration_partitions_a_populated_table(alice):
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)  # it VACUUMs
+def test_seed_analytics_creates_the_months_of_its_hits(alice):
+    call_command("seed_analytics", "--site", "seeded", "--owner", "alice", "--hits", "300", "--days", "100",
+                 stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+    assert Hit.objects.count() == 300
+    assert f"{HIT}_default" not in set(where(HIT).values())
+    assert len(set(where(HIT).values())) >= 4  # 100 days span four months at least
