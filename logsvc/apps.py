@@ -6,4 +6,10 @@ class LogsvcConfig(AppConfig):
     verbose_name = "logsvc"
 
     def ready(self) -> None:
-        from logsvc import openapi  # noqa: F401  registers the API key scheme with drf-spectacular
+        from logsvc import (
+            health,
+            openapi,  # noqa: F401  registers the API key scheme with drf-spectacular
+            partitions,
+        )
+
+        health.register("partitions", partitions.health_check)

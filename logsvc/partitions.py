@@ -272,6 +272,19 @@ def drop_before(table: str, cut: datetime, may_drop: Callable[[Partition, Any], 
     return dropped
 
 
+def health_check() -> str:
+    """/healthz's word: "ok" while every registered table has next month's partition (the worker's passes
+    create it ahead), else which ones lack it: rows of a month without a partition go to the default one."""
+    next_month = add_months(month_of(timezone.now()), 1)
+    missing = [table for table in TABLES if not any(p.start == next_month for p in partitions(table))]
+    if not missing:
+        return "ok"
+    return (
+        f"no partition for {next_month:%Y-%m} yet in {', '.join(missing)}: is the worker running its retention "
+        "passes? (manage.py prune queues them)"
+    )
+
+
 @dataclass(frozen=True)
 class Size:
     name: str
