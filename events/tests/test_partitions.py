@@ -177,3 +177,14 @@ def test_the_migration_partitions_populated_tables(alice):
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.parametrize(
+    ("table", "where", "condition"), [(EVENTS, "uid = 'x'", "(uid)::text = 'x'::text"), (LOGS, "id = 1", "id = 1")]
+)
+def test_a_read_by_id_or_uid_uses_each_months_index(db, table, where, condition):
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # empty months: the planner would read them all
+        cursor.execute(f"EXPLAIN SELECT * FROM {table} WHERE {where}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in plan and plan.count(f"Index Cond: ({condition})") == len(names(table)), plan
