@@ -17,8 +17,12 @@ year ago to now, by INSERT ... generate_series in PostgreSQL; the hits are marke
    purge_events) whose cut is the end of the oldest month: it drops that month whole; timed, with the table's
    size before and after.
 
-Ingestion and the query ratios before and after are the other benchmarks' (bench/ingest.py, bench/analytics.py,
-bench/stats.py), run on a checkout of before and of after. Not a test: `.venv/bin/python bench/partitions.py
+First, before the rows are stored: the database side of each hot path's write (the pixel's record_one_hit,
+record_hits' COPY of 500, Logster's one and 500 messages, Bytelog's one event and COPY of 500), timed in this
+process on the plain tables and on the partitioned ones in alternating rounds, the migrations switching between
+them: what routing rows to their month costs, without HTTP and the other benchmarks' noise. The whole stack's
+rates and the query ratios are the other benchmarks' (bench/ingest.py, bench/analytics.py, bench/stats.py), run
+on a checkout of before and of after. Not a test: `.venv/bin/python bench/partitions.py
 --help` (`--quick`: 1M hits, 100k messages and events). It recreates the database logsvc_bench_partitions on the
 local PostgreSQL (or the embedded one).
 """
@@ -117,6 +121,86 @@ def per_row(size: tuple[int, int, int]) -> str:
     )
 
 
+def ingestion(rounds: int, seconds: float) -> list[tuple[str, list[float], list[float]]]:
+    """The database side of each hot path's write, on the plain tables and on the partitioned ones, in
+    alternating rounds on emptied tables (the migrations switch between them); per case, the median time of an
+    operation in each round, plain then partitioned."""
+    import uuid
+
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from analytics.models import Path as SitePath
+    from analytics.models import Site
+    from analytics.services import CleanHit, record_hits, record_one_hit
+    from events.services import ingest_events, ingest_log_messages
+    from logsvc.models import User
+
+    owner = User.objects.get_or_create(username="ingest")[0]
+    site = Site.objects.get_or_create(code="ingest", owner=owner)[0]
+    for n in range(PATHS):
+        SitePath.objects.get_or_create(site=site, path=f"/p/{n}", event=False)
+    message = {"message": "Order could not be shipped: the carrier answered 503", "severity": 4,
+               "category": "Shipping", "application": "shop"}  # fmt: skip
+    event = {"client_id": 7, "name": "order.shipped", "trace_id": "0377a690", "date": None,
+             "data": {"order": 7}, "data_json": b'{"order": 7}'}  # fmt: skip
+
+    def hits(k: int) -> list[CleanHit]:
+        return [CleanHit(path=f"/p/{n % PATHS}", visitor=uuid.uuid4(), browser="Firefox 133") for n in range(k)]
+
+    def batch_hits() -> None:
+        with transaction.atomic():
+            record_hits(site, hits(500))
+
+    cases = {
+        "pixel: one hit (record_one_hit)": (1, lambda: record_one_hit(site, hits(1)[0])),
+        "/api/v0/count: 500 hits (record_hits, COPY)": (500, batch_hits),
+        "Logster: one message": (1, lambda: ingest_log_messages(owner=owner, items=[message])),
+        "Logster: 500 messages (bulk_create)": (500, lambda: ingest_log_messages(owner=owner, items=[message] * 500)),
+        "Bytelog: one event": (1, lambda: ingest_events(owner=owner, items=[event])),
+        "Bytelog: 500 events (COPY)": (500, lambda: ingest_events(owner=owner, items=[event] * 500)),
+    }
+    timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in cases}
+
+    def empty() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE analytics_hit, events_logmessage, events_event, analytics_visitorpath")
+            cursor.execute("CHECKPOINT")
+
+    # ABBA: plain first in one round, partitioned first in the next, so neither always follows the other
+    order = [kind for number in range(rounds) for kind in ((False, True) if number % 2 == 0 else (True, False))]
+    for number, partitioned in enumerate(order):
+        empty()
+        call_command("migrate", "analytics", "0008" if partitioned else "0007", verbosity=0)
+        call_command("migrate", "events", "0006" if partitioned else "0005", verbosity=0)
+        empty()
+        log(f"Ingestion round {number // 2 + 1}/{rounds}, {'partitioned' if partitioned else 'plain'} tables")
+        for name, (_rows, operation) in cases.items():
+            operation()  # warm: statements prepared, caches filled
+            spent: list[float] = []
+            until = time.perf_counter() + seconds
+            while time.perf_counter() < until:
+                began = time.perf_counter()
+                operation()
+                spent.append(time.perf_counter() - began)
+            spent.sort()
+            timings[name][partitioned].append(spent[len(spent) // 2])
+    empty()
+    return [(name, *timings[name]) for name in cases]
+
+
+def print_ingestion(results: list[tuple[str, list[float], list[float]]], seconds: float) -> None:
+    import statistics
+
+    print(f"\nIngestion, the database side of each write (in this process, {seconds:.0f} s per case and round;")
+    print("median time of one operation per round, median of the rounds; rounds alternate plain and partitioned, ABBA)")
+    print(f"{'':46} {'plain ms':>9} {'partitioned ms':>15} {'ratio':>6}  rounds' ratios")
+    for name, plain, partitioned in results:
+        ratios = [p / q for p, q in zip(partitioned, plain, strict=True)]
+        print(f"{name:46} {statistics.median(plain) * 1000:>9.3f} {statistics.median(partitioned) * 1000:>15.3f} "
+              f"{statistics.median(ratios):>6.2f}  {' '.join(f'{r:.2f}' for r in ratios)}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hits", type=int, default=10_000_000, help="hits over a year (default 10M)")
@@ -125,6 +209,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1M hits, 100k log messages and events")
     parser.add_argument("--db", choices=["auto", "local", "embedded"], default="auto", help="where the database runs")
     parser.add_argument("--name", default=DATABASE, help=f"database (recreated), default {DATABASE}")
+    parser.add_argument("--rounds", type=int, default=3, help="ingestion rounds of each kind of table (default 3)")
+    parser.add_argument("--seconds", type=float, default=3, help="seconds per ingestion case and round (default 3)")
+    parser.add_argument("--skip-ingestion", action="store_true", help="only the months, the DELETE and the sizes")
+    parser.add_argument("--skip-months", action="store_true", help="only the ingestion")
     args = parser.parse_args()
     if args.quick:
         args.hits, args.messages, args.events = 1_000_000, 100_000, 100_000
@@ -147,6 +235,10 @@ def main() -> None:
 
     log(f"Database: {where}")
     call_command("migrate", verbosity=0)
+    ingested = [] if args.skip_ingestion else ingestion(args.rounds, args.seconds)
+    if args.skip_months:
+        print_ingestion(ingested, args.seconds)
+        return
     call_command("migrate", "analytics", "0007", verbosity=0)  # the plain tables, as before the partitioning
     call_command("migrate", "events", "0005", verbosity=0)
 
@@ -225,6 +317,8 @@ def main() -> None:
               f"{drop_seconds:>12.3f} {total(r['partitioned']):>12} {total(r['after drop']):>11}")  # fmt: skip
     print("(the DELETE is one statement, rolled back: its table keeps its size, its dead rows for VACUUM;")
     print(" retention drops the month's partition: its bytes go back to the system at once, no dead rows left)")
+    if ingested:
+        print_ingestion(ingested, args.seconds)
     print("\nBytes on disk per row (table with TOAST + indexes):")
     for name, r in results.items():
         print(f"{name:14} plain       {per_row(r['plain'])}")
