@@ -36,11 +36,12 @@ import orjson
 from django.db import close_old_connections, connection, transaction
 
 from analytics import hitinfo, sites
-from analytics.models import ImportedRow, Site
+from analytics.models import BotHit, Hit, ImportedRow, Site
 from analytics.rollups import schedule_roll_up
 from analytics.services import CleanHit, record_hits, visitor_hash
 from analytics.tasks import CSV_HEADER, FORMULA
 from analytics.validation import HitError, Ignored, clean_ip, finish_hit
+from logsvc import partitions
 from logsvc.db import prepared_cursor
 
 LOG_FORMATS = {
@@ -712,6 +713,10 @@ class Writer:
 def store(site: Site, batch: list[tuple[int, CleanHit]]) -> tuple[int, int]:
     """Store the batch's hits not imported before, in one transaction with their keys; returns how many, and how
     many of them are bots'."""
+    # An import brings hits of any time, years old: their months get partitions first, so they are not left to
+    # the hit table's default partition (logsvc.partitions).
+    for model, bots in ((Hit, False), (BotHit, True)):
+        partitions.ensure_covering(model._meta.db_table, (hit.created_at for _, hit in batch if bool(hit.bot) == bots))
     with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {ImportedRow._meta.db_table} (site_id, key) SELECT %s, unnest(%b::bigint[]) "

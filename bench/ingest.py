@@ -378,6 +378,22 @@ def prepare_database(choice: str, name: str = BENCH_DB) -> tuple[str, str]:
     return url, f"embedded PostgreSQL (var/pgdata), database {name} (recreated)"
 
 
+def ensure_months(db: Database, tables: Iterable[str], first: datetime, last: datetime) -> None:
+    """The months from first to last get their partitions in each table that is partitioned by month
+    (logsvc.partitions), as a migrated database has them for its rows; nothing happens to a plain table."""
+    for table in tables:
+        if db.scalar("SELECT relkind FROM pg_class WHERE oid = %s::regclass", [table]) != "p":
+            continue
+        month = datetime(first.year, first.month, 1, tzinfo=UTC)
+        while month <= last:
+            after = (month + timedelta(days=32)).replace(day=1)
+            db.conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table}_{month:%Y%m} PARTITION OF {table} "
+                f"FOR VALUES FROM ('{month.isoformat()}') TO ('{after.isoformat()}')"
+            )
+            month = after
+
+
 class Database:
     """Direct psycopg access for what the benchmark does around the app: truncate, COPY, VACUUM, counts."""
 
@@ -884,6 +900,7 @@ class Bench:
         days_total = max(1, sizes[-1] // ROWS_PER_DAY)
         first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days_total)
         self.query_day = first + timedelta(days=days_total // 2)
+        ensure_months(self.db, (self.events_table, self.logs_table), first, datetime.now(UTC))
         other_days = [first + timedelta(days=d) for d in range(days_total) if d != days_total // 2]
         loaded = 0
         with psycopg.connect(self.db_url) as conn:

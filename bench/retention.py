@@ -44,12 +44,19 @@ def populate(hits: int, messages: int) -> tuple[Any, Any]:
     from analytics.models import Hit, Path, RollupState, Site
     from analytics.services import HIT_COLUMNS, CleanHit, hit_row
     from events.models import LogMessage
+    from logsvc import partitions
     from logsvc.models import User
 
     owner = User.objects.create(username="bench")
     site = Site.objects.create(code="bench", owner=owner)
     paths = Path.objects.bulk_create([Path(site=site, path=f"/page/{n}") for n in range(PATHS)])
     year = timedelta(days=365).total_seconds()
+    # The year's months get their partitions first (logsvc.partitions), as an import's and a migrated table's have.
+    months = [partitions.month_of(NOW - timedelta(days=365))]
+    while months[-1] < partitions.month_of(NOW):
+        months.append(partitions.add_months(months[-1], 1))
+    for table in (Hit._meta.db_table, LogMessage._meta.db_table):
+        partitions.ensure(table, months)
     with connection.cursor() as cursor:
         sql = f"COPY {Hit._meta.db_table} ({', '.join(HIT_COLUMNS)}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:

@@ -6,6 +6,8 @@ pass RETENTION_INTERVAL_SECONDS ahead, then works, so a worker killed mid-pass s
 schedule() queues one only when none is waiting (a transaction-scoped advisory lock makes the check and the
 insert one step), so `prune`, `demo` and saving a retention setting can all call it and there is still one.
 
+Each pass first makes sure the partitioned tables (logsvc.partitions) have their months ahead.
+
 A purge takes the time of the pass and returns how many rows it deleted. It deletes in batches of
 RETENTION_BATCH rows, each its own short transaction, so no lock is held for long, and calls paused() after each
 one, so the pass leaves the database most of its time for ingestion and reads beside it.
@@ -26,6 +28,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from logsvc import partitions
 from logsvc.models import RetentionRun
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,8 @@ def run(trigger: str, now: datetime | None = None) -> RetentionRun | None:
         now = now or timezone.now()
         record = RetentionRun.objects.create(started_at=timezone.now(), trigger=trigger)
         try:
+            # The months ahead of the partitioned tables first: the purges then drop the old ones.
+            partitions.ensure_ahead(now)
             for name, purge in PURGES.items():
                 record.deleted[name] = purge(now)
                 record.save(update_fields=["deleted"])

@@ -354,6 +354,12 @@ RETENTION_PAUSE_PERCENT = env_int("RETENTION_PAUSE_PERCENT", 100)
 # after this many days, failed ones after the second.
 TASK_RESULTS_DAYS = env_int("TASK_RESULTS_DAYS", 2)
 TASK_FAILURES_DAYS = env_int("TASK_FAILURES_DAYS", 30)
+# Hits, bot hits, log messages and events are partitioned by month (logsvc.partitions): each retention pass makes
+# sure this month's partition and this many after it exist. Creating or dropping one waits at most this long for
+# its lock (inserts wait behind it as long), this many times, before the pass leaves it to the next one.
+PARTITIONS_AHEAD = env_int("PARTITIONS_AHEAD", 2)
+PARTITION_LOCK_TIMEOUT_MS = env_int("PARTITION_LOCK_TIMEOUT_MS", 500)
+PARTITION_LOCK_TRIES = env_int("PARTITION_LOCK_TRIES", 5)
 # A hit's country (and region) comes from its IP: by default from the registries' data that iptocc ships, or
 # from this MaxMind GeoLite2/GeoIP2 .mmdb file (analytics.geoip). Its path is checked by `manage.py check`.
 GEOIP_DATABASE = os.getenv("GEOIP_DATABASE", "")
