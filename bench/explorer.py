@@ -54,6 +54,7 @@ TRACE_EVENTS = 40
 CASES = (
     "list",
     "search",
+    "search_7d",
     "deep",
     "events",
     "trace",
@@ -67,6 +68,7 @@ CASES = (
 TITLES = {
     "list": "/logs/ (last 24 h)",
     "search": f"/logs/?q={SEARCH_WORD}",
+    "search_7d": f"/logs/?q={SEARCH_WORD}&range=7d (50 rows at both)",
     "deep": f"/logs/?range=all {DEEP_PAGES} pages in (cursor)",
     "events": "/events/ (last 24 h)",
     "trace": f"/events/trace/<id> ({TRACE_EVENTS} events)",
@@ -182,6 +184,17 @@ def steady_tail(client: Any, url: str) -> str:
     return f"{url}&seen={','.join(str(pk) for pk in answer['ids'])}"
 
 
+def shown(content: bytes) -> int:
+    """How many rows a page drew (messages, events, a trace's events); -1 for a chart."""
+    found = sum(
+        content.count(f'class=\\"{css}\\"'.encode()) + content.count(f'class="{css}"'.encode()) for css in ROW_CLASSES
+    )
+    return found if found or b"<svg" not in content else -1
+
+
+ROW_CLASSES = ("log-item", "event-item", "wf-row")
+
+
 def measure(client: Any, url: str, requests: int, backend_pid: int) -> dict[str, float]:
     """Median wall ms, and mean app and database CPU ms, of GET url (after two unmeasured ones)."""
     for _ in range(2):
@@ -195,6 +208,7 @@ def measure(client: Any, url: str, requests: int, backend_pid: int) -> dict[str,
         walls.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     return {
+        "rows": shown(response.content),
         "ms": statistics.median(walls),
         "app_cpu": (time.process_time() - cpu0) * 1000 / requests,
         "db_cpu": (process_cpu(backend_pid) - db0) * 1000 / requests,
@@ -227,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         urls = {
             "list": "/logs/",
             "search": f"/logs/?q={SEARCH_WORD}",
+            "search_7d": f"/logs/?q={SEARCH_WORD}&range=7d",
             "deep": f"/logs/?range=all&cursor={deep_cursor(user.pk)}",
             "events": "/events/",
             "trace": f"/events/trace/{TRACE}",
@@ -253,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             (
                 TITLES[case],
+                "-" if a["rows"] < 0 else f"{a['rows']:.0f}/{b['rows']:.0f}",
                 f"{a['ms']:.1f}",
                 f"{b['ms']:.1f}",
                 f"{ratio:.2f}",
@@ -263,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     header = (
         "page",
+        "rows",
         f"ms at {human(small)}",
         f"ms at {human(large)}",
         "ratio",

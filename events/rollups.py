@@ -10,11 +10,11 @@ explorer.rolled_counts).
 How rows get in, without ingestion paying for it: the worker folds new rows in (roll_up, scheduled by the requests
 that store them, at most once per EXPLORER_ROLLUP_SECONDS per process), by id from a cursor (RollupCursor), as
 analytics.rollups does for hits. Ids are handed out when a row is inserted, not when it commits, so the fold reads up
-to the highest id below which every row has committed (committed_bound: a SHARE lock waits for the inserts in
-flight; Logster's hot path, which takes its ids from the sequence before its COPY, locks the table first so that it
-is waited for too). A row is counted in the bucket of its own time, however old: a back-dated event lands in its
-day's bucket. Rows above the cursor, not yet folded, are counted directly by the histogram (an index range on id:
-the seconds since the last fold).
+to the highest id below which every row has committed (committed_bound: it waits for the writes in flight, seen in
+pg_locks, and makes none wait; Logster's hot path, which takes its ids from the sequence before its COPY, locks the
+table first, as the COPY would, so that it is waited for too). A row is counted in the bucket of its own time,
+however old: a back-dated event lands in its day's bucket. Rows above the cursor, not yet folded, are counted
+directly by the histogram (an index range on id: the seconds since the last fold).
 
 How rows get out: triggers on the tables (migration 0006) take deleted rows (retention, an account's deletion, the
 admin, a cascade) and updated ones (the admin) out of the buckets they were counted in, and add the new version, for
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.tasks import task
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ LEVELS = (60, 15 * 60, 3 * 3600, 86400)  # seconds; each divides the next, and e
 MINUTE = timedelta(seconds=LEVELS[0])
 LOCK = (0x6578, 0x726F)  # "ex" "ro": one fold at a time (any process)
 STEP = 250_000  # rows folded per transaction
-LOCK_TIMEOUT_MS = 100  # the longest a fold's SHARE lock may hold up inserts; it tries again at the next fold
+WAIT_SECONDS = 5.0  # the longest a fold waits for the inserts in flight; then the next fold tries again
 
 
 @dataclass(frozen=True)
@@ -84,21 +84,35 @@ def fold_sql(rollup: Rollup) -> str:
 
 def committed_bound(rollup: Rollup, start: int) -> int | None:
     """The highest id below which every row of the table has committed (start when none is newer), or None when the
-    inserts in flight did not finish within LOCK_TIMEOUT_MS (the next fold tries again).
+    inserts in flight did not finish within WAIT_SECONDS (the next fold tries again).
 
-    A SHARE lock waits for the transactions that insert (they hold ROW EXCLUSIVE from before their rows get ids) and
-    keeps new ones out while the maximum is read; any insert after it gets a higher id. New inserts queue behind the
-    lock while it waits, hence the short timeout."""
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{LOCK_TIMEOUT_MS}ms"])
-            cursor.execute(f"LOCK TABLE {rollup.table} IN SHARE MODE")
-            cursor.execute(f"SELECT max(id) FROM {rollup.table} WHERE id > %s", [start])
-            return cursor.fetchone()[0] or start
-    except DatabaseError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            return None
-        raise
+    The highest id committed is read first; then the transactions that hold ROW EXCLUSIVE on the table (every
+    insert takes it before its rows get ids) are waited for, by watching pg_locks until they are gone. A row with a
+    lower id that had not committed was given its id before that highest one was, so its transaction held the lock
+    by then, and is one of those waited for. Nobody waits for the fold: unlike a SHARE lock (analytics' way), this
+    holds up no insert, and no VACUUM holds it up."""
+    table = rollup.table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT max(id) FROM {table} WHERE id > %s", [start])
+        bound = cursor.fetchone()[0] or start
+        cursor.execute(
+            "SELECT array_agg(DISTINCT virtualtransaction) FROM pg_locks WHERE locktype = 'relation'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND relation = %s::regclass AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()",
+            [table],
+        )
+        writers = cursor.fetchone()[0]
+        deadline = time.monotonic() + WAIT_SECONDS
+        while writers:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+            cursor.execute(
+                "SELECT array_agg(DISTINCT virtualtransaction) FROM pg_locks WHERE virtualtransaction = ANY(%s)",
+                [writers],
+            )
+            writers = cursor.fetchone()[0]
+    return bound
 
 
 def fold(rollup: Rollup, step: int = STEP) -> int:
@@ -108,7 +122,7 @@ def fold(rollup: Rollup, step: int = STEP) -> int:
     start = RollupCursor.objects.values_list("last_id", flat=True).get(name=rollup.name)
     bound = committed_bound(rollup, start)
     if bound is None:
-        logger.info("The %s rollup waited too long for the inserts in flight; the next fold goes on", rollup.name)
+        logger.info("The %s rollup waited too long for the writes in flight; the next fold goes on", rollup.name)
         return 0
     folded = start
     sql = fold_sql(rollup)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -259,23 +260,40 @@ def insert_in_thread(ready: threading.Event, go: threading.Event, owner_id: int,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_fold_never_passes_an_id_handed_out_but_not_yet_committed(alice):
+def test_a_fold_never_passes_an_id_handed_out_but_not_yet_committed_and_holds_up_no_insert(alice, monkeypatch):
+    monkeypatch.setattr(rollups, "WAIT_SECONDS", 0.3)
     ready, go = threading.Event(), threading.Event()
-    thread = threading.Thread(target=insert_in_thread, args=(ready, go, alice.pk, T0))
-    thread.start()
+    writer = threading.Thread(target=insert_in_thread, args=(ready, go, alice.pk, T0))
+    writer.start()
     try:
         assert ready.wait(10)
         # A higher id, committed
         later = LogMessage.objects.create(owner=alice, message="on time", severity=2, created=T0)
-        assert roll_up()["logs"] == 0  # the SHARE lock waits for the insert in flight, then gives up for now
+        assert roll_up()["logs"] == 0  # it waits for the insert in flight, then gives up for now
         assert RollupCursor.objects.get(name="logs").last_id < later.pk
+
+        monkeypatch.setattr(rollups, "WAIT_SECONDS", 10)
+        folded: dict[str, int] = {}
+        fold = threading.Thread(target=lambda: folded.update(roll_up()) or connection.close())
+        fold.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        LogMessage.objects.create(owner=alice, message="meanwhile", severity=3, created=T0)
+        assert time.monotonic() - started < 1  # the fold waiting makes no insert wait
+        assert fold.is_alive()
     finally:
         go.set()
-        thread.join()
-    assert roll_up()["logs"] > 0
+        writer.join()
+    fold.join()
+    assert folded["logs"] > 0
     got = rolled_counts(Rolled(ROLLUPS["logs"], alice.pk), "default", T0, T0 + timedelta(hours=1), timedelta(hours=1))
-    assert got == {(T0, 4): 1, (T0, 2): 1}
-    assert LogCount.objects.filter(owner=alice, span=60).count() == 2
+    assert got == {(T0, 4): 1, (T0, 3): 1, (T0, 2): 1}
+    roll_up()
+    assert sorted(LogCount.objects.filter(owner=alice, span=60).values_list("severity", "n")) == [
+        (2, 1),
+        (3, 1),
+        (4, 1),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
