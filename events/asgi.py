@@ -75,9 +75,6 @@ async def write_items(conn: psycopg.AsyncConnection, items: list[Item]) -> list[
                     )
         if messages := [item for item in allowed if item.family == "logster"]:
             table = LogMessage._meta.db_table
-            # The lock COPY would take, taken before the ids are: the explorer's rollup (events.rollups) waits for
-            # the transactions holding it before it counts the ids below the highest committed, these included.
-            await cursor.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
             await cursor.execute(
                 f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", [len(messages)]
             )

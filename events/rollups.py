@@ -11,8 +11,7 @@ How rows get in, without ingestion paying for it: the worker folds new rows in (
 that store them, at most once per EXPLORER_ROLLUP_SECONDS per process), by id from a cursor (RollupCursor), as
 analytics.rollups does for hits. Ids are handed out when a row is inserted, not when it commits, so the fold reads up
 to the highest id below which every row has committed (committed_bound: it waits for the writes in flight, seen in
-pg_locks, and makes none wait; Logster's hot path, which takes its ids from the sequence before its COPY, locks the
-table first, as the COPY would, so that it is waited for too). A row is counted in the bucket of its own time,
+pg_locks, and makes none wait: ingestion only asks for folds). A row is counted in the bucket of its own time,
 however old: a back-dated event lands in its day's bucket. Rows above the cursor, not yet folded, are counted
 directly by the histogram (an index range on id: the seconds since the last fold).
 
@@ -86,11 +85,13 @@ def committed_bound(rollup: Rollup, start: int) -> int | None:
     """The highest id below which every row of the table has committed (start when none is newer), or None when the
     inserts in flight did not finish within WAIT_SECONDS (the next fold tries again).
 
-    The highest id committed is read first; then the transactions that hold ROW EXCLUSIVE on the table (every
-    insert takes it before its rows get ids) are waited for, by watching pg_locks until they are gone. A row with a
-    lower id that had not committed was given its id before that highest one was, so its transaction held the lock
-    by then, and is one of those waited for. Nobody waits for the fold: unlike a SHARE lock (analytics' way), this
-    holds up no insert, and no VACUUM holds it up."""
+    The highest id committed is read first; then the transactions that hold ROW EXCLUSIVE on the table or on its
+    ids' sequence are waited for, by watching pg_locks until they are gone. A row with a lower id that had not
+    committed was given its id before that highest one was, by nextval(), which takes that lock on the sequence
+    until its transaction ends (an INSERT or a COPY takes it on the table too, and Logster's hot path, which takes
+    its ids before its COPY, on the sequence): so its transaction held the lock by then, and is one of those
+    waited for. (This needs the sequence to hand ids out one at a time, CACHE 1, as Django makes it.) Nobody waits
+    for the fold: unlike a SHARE lock (analytics' way), this holds up no insert, and no VACUUM holds it up."""
     table = rollup.table
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT max(id) FROM {table} WHERE id > %s", [start])
@@ -98,8 +99,9 @@ def committed_bound(rollup: Rollup, start: int) -> int | None:
         cursor.execute(
             "SELECT array_agg(DISTINCT virtualtransaction) FROM pg_locks WHERE locktype = 'relation'"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " AND relation = %s::regclass AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()",
-            [table],
+            " AND relation IN (%s::regclass, pg_get_serial_sequence(%s, 'id')::regclass)"
+            " AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()",
+            [table, table],
         )
         writers = cursor.fetchone()[0]
         deadline = time.monotonic() + WAIT_SECONDS

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -47,7 +48,12 @@ def ingest_events(*, owner: User, items: list[dict[str, Any]]) -> None:
             size=len(item["data_json"]),
             created=now,
         )
-        return
+    else:
+        copy_events(owner, items, now)
+    transaction.on_commit(schedule_roll_up)  # the explorer's histogram rollup (events.rollups), once stored
+
+
+def copy_events(owner: User, items: list[dict[str, Any]], now: datetime) -> None:
     table = Event._meta.db_table
     sql = f"COPY {table} ({', '.join(EVENT_COPY_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
