@@ -79,9 +79,21 @@ def port_answers(host: str, port: int) -> bool:
 
 
 def free_port() -> int:
+    """A free loopback port: the first of BENCH_PORTS ("8700-8799") nobody holds when it is set (a machine shared by
+    several people's benchmarks), else any the system gives."""
+    first, _, last = os.getenv("BENCH_PORTS", "").partition("-")
+    for port in range(int(first), int(last or first) + 1) if first else ():
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_handed_out: set[int] = set()  # a port handed out may not be bound yet; each server gets its own
 
 
 # --- realistic data -----------------------------------------------------------------------------------

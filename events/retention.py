@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Min
 
+from events import rollups
 from events.models import Event, EventRetention, LogMessage, LogRetention
 from logsvc import partitions, retention
 from logsvc.partitions import Partition
@@ -107,6 +108,7 @@ def _purge(rules: Any, table: str, time: str, columns: str, rule: str, now: date
         table,
         now - timedelta(days=shortest),
         lambda partition, cursor: _month_may_go(partition, cursor, rules, catch_all, now),
+        on_drop=rollups.forget_month,
     )
     for owner in owners.order_by("owner_id"):
         deleted += _walk(

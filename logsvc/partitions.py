@@ -236,10 +236,16 @@ def ensure_covering(table: str, moments: Iterable[datetime | None]) -> None:
         ensure(table, missing)
 
 
-def drop_before(table: str, cut: datetime, may_drop: Callable[[Partition, Any], bool] | None = None) -> int:
+def drop_before(
+    table: str,
+    cut: datetime,
+    may_drop: Callable[[Partition, Any], bool] | None = None,
+    on_drop: Callable[[Partition, Any], None] | None = None,
+) -> int:
     """Drop the table's partitions that end at or before cut and that may_drop(partition, cursor) allows; returns
     how many rows they held. may_drop is asked under the table's ACCESS EXCLUSIVE lock, so no row comes in
-    between its answer and the drop: it must be quick (index probes). The default partition stays."""
+    between its answer and the drop: it must be quick (index probes). on_drop(partition, cursor) runs just before
+    the drop, in its transaction (what is kept of the rows elsewhere goes with them). The default partition stays."""
     dropped = 0
     for partition in partitions(table):
         if partition.is_default or partition.end is None or partition.end > cut:
@@ -266,6 +272,8 @@ def drop_before(table: str, cut: datetime, may_drop: Callable[[Partition, Any], 
                 cursor.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
                 if may_drop is not None and not may_drop(partition, cursor):
                     return False
+                if on_drop is not None:
+                    on_drop(partition, cursor)
                 cursor.execute(f'DROP TABLE "{partition.name}"')
                 return True
 

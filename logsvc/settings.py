@@ -339,6 +339,12 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
 # New hits reach the stats within about this long: each web process asks the worker to fold them in
 # at most this often (analytics.rollups).
 ROLLUP_INTERVAL_SECONDS = env_int("ROLLUP_INTERVAL_SECONDS", 1)
+# New log messages and events are folded into the explorer's histogram rollups (events.rollups) by the worker,
+# asked for at most this often by each web process; the histogram counts what is not folded yet row by row.
+EXPLORER_ROLLUP_SECONDS = env_int("EXPLORER_ROLLUP_SECONDS", 2)
+# A histogram the rollups can't answer (a filter other than time and severity: a search, an application, an event
+# name...) counts the rows themselves, the newest this many at most; older bars are left out and say so.
+EXPLORER_HISTOGRAM_MAX_ROWS = env_int("EXPLORER_HISTOGRAM_MAX_ROWS", 50_000)
 # Hits of a site that could not be rolled up (RollupFailure) are tried again this often.
 ROLLUP_RETRY_SECONDS = env_int("ROLLUP_RETRY_SECONDS", 600)
 # Bot hits are kept apart from people's, and only this long (GoatCounter: 30 days).
