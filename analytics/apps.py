@@ -11,12 +11,14 @@ class AnalyticsConfig(AppConfig):
         from analytics import deletion as site_deletion
         from analytics import geoip, tasks
         from analytics.dashboard import sites_panel
-        from analytics.models import Domain, Site
+        from analytics.models import BotHit, Domain, Hit, Site
         from analytics.retention import purge_hits
         from analytics.rollups import health_check
         from analytics.sites import forget_pixel_sites
-        from logsvc import cleanup, deletion, frontdoor, health, retention
+        from logsvc import cleanup, deletion, frontdoor, health, partitions, retention
 
+        for hits in (Hit, BotHit):
+            partitions.register(hits._meta.db_table, "created_at")
         health.register("rollups", health_check)
         health.register("geoip", geoip.health_check)
         cleanup.register("analytics", tasks.prune)

@@ -38,11 +38,12 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone as tz
 
 from analytics import hitinfo, sites
-from analytics.models import ImportedKeys, ImportedRow, ImportedVisits, Site
+from analytics.models import BotHit, Hit, ImportedKeys, ImportedRow, ImportedVisits, Site
 from analytics.rollups import schedule_roll_up
 from analytics.services import CleanHit, record_hits, visitor_hash
 from analytics.tasks import CSV_HEADER, FORMULA
 from analytics.validation import HitError, Ignored, clean_ip, finish_hit
+from logsvc import partitions
 from logsvc.db import prepared_cursor
 
 LOG_FORMATS = {
@@ -776,6 +777,10 @@ def store(site: Site, batch: list[tuple[int, CleanHit]], seen: Seen | None = Non
     the API never take it.
     """
     seen = seen or Seen(site.pk)
+    # An import brings hits of any time, years old: their months get partitions first, so they are not left to
+    # the hit table's default partition (logsvc.partitions).
+    for model, bots in ((Hit, False), (BotHit, True)):
+        partitions.ensure_covering(model._meta.db_table, (hit.created_at for _, hit in batch if bool(hit.bot) == bots))
     with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK_NAMESPACE, site.pk])
         old = _imported_before(cursor, site.pk, batch, seen)

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from analytics.models import BotHit, Export, Hit, Import, ImportedVisits, Path, Salt, VisitorPath
-from logsvc import replica
+from logsvc import partitions, replica
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +298,10 @@ def delete_old_visitor_data() -> dict[str, int]:
     (VisitorPath's, and the rows of imports' ImportedVisits) and salts of past days (once a day's salt is gone,
     nobody can recompute that day's visitor hashes)."""
     now = timezone.now()
-    bot_hits, _ = BotHit.objects.filter(created_at__lt=now - timedelta(days=settings.BOT_HIT_DAYS)).delete()
+    cut = now - timedelta(days=settings.BOT_HIT_DAYS)
+    # Whole months first (logsvc.partitions), then the rows of the month the cut falls in (and the default's).
+    bot_hits = partitions.drop_before(BotHit._meta.db_table, cut)
+    bot_hits += BotHit.objects.filter(created_at__lt=cut).delete()[0]
     visitor_paths, _ = VisitorPath.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
     visitor_paths += ImportedVisits.objects.filter(created_at__lt=now - timedelta(days=1)).delete()[0]
     salts, _ = Salt.objects.filter(day__lt=now.date()).delete()

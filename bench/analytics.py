@@ -347,7 +347,8 @@ class AnalyticsBench(Bench):
         """(y) the floor: the export's own COPY, by psql, piped through gzip -6 into a file."""
         from analytics.tasks import _export_sql
 
-        sql = _export_sql().replace("%s", "{}").format(self.site.pk, 0, 2**62).strip()
+        # site, after id, up to id, from time (the export's start_from_day; none here)
+        sql = _export_sql().replace("%s", "{}").format(self.site.pk, 0, 2**62, "'-infinity'").strip()
         target = OUT / "exports" / "baseline.csv.gz"
         target.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

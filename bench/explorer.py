@@ -4,7 +4,8 @@
 For each size: one user's messages and events spread over the last 7 days (bench.ingest's factories, by COPY),
 then the time per request of /logs/ (the default range, 24 hours), a full-text search, a page 50 pages in (by
 its cursor), /events/, a trace's page, the live tail's poll (/logs/tail) and the histograms the pages fetch after
-they are shown (/logs/histogram, /events/histogram: a count of every row in the range, so they grow with it), each served in this process
+they are shown (/logs/histogram, /events/histogram: from the rollups, events.rollups; a search's is counted from its
+rows), each served in this process
 by Django's test client (every middleware, the session login, no HTTP server): the median wall time, this
 process' CPU and the database backend's CPU per request. The tail's cost per open page per second is its poll's
 server CPU (app + database) over the page's poll interval (1.5 s). Not a test: it prints a table against the
@@ -14,6 +15,7 @@ target (1M over 10k <= 1.5). Run it with `.venv/bin/python bench/explorer.py` (`
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import statistics
@@ -49,10 +51,24 @@ DEEP_PAGES = 50
 PER_PAGE = 50  # events.explorer.PER_PAGE
 TRACE = "bench-trace-0001"
 TRACE_EVENTS = 40
-CASES = ("list", "search", "deep", "events", "trace", "tail", "histogram", "histogram_7d", "events_histogram")
+CASES = (
+    "list",
+    "search",
+    "search_7d",
+    "deep",
+    "events",
+    "trace",
+    "tail",
+    "histogram",
+    "histogram_7d",
+    "events_histogram",
+    "events_histogram_7d",
+    "histogram_q",
+)
 TITLES = {
     "list": "/logs/ (last 24 h)",
     "search": f"/logs/?q={SEARCH_WORD}",
+    "search_7d": f"/logs/?q={SEARCH_WORD}&range=7d (50 rows at both)",
     "deep": f"/logs/?range=all {DEEP_PAGES} pages in (cursor)",
     "events": "/events/ (last 24 h)",
     "trace": f"/events/trace/<id> ({TRACE_EVENTS} events)",
@@ -60,6 +76,8 @@ TITLES = {
     "histogram": "/logs/histogram (24 h, fetched after)",
     "histogram_7d": "/logs/histogram?range=7d (every row)",
     "events_histogram": "/events/histogram (24 h)",
+    "events_histogram_7d": "/events/histogram?range=7d",
+    "histogram_q": f"/logs/histogram?q={SEARCH_WORD} (rows counted)",
 }
 
 
@@ -92,17 +110,22 @@ def setup_django(url: str) -> None:
 
 
 def load(db: Database, owner_id: int, size: int, reuse: bool) -> None:
-    """size messages and size events over the last 7 days, and one trace of TRACE_EVENTS events."""
+    """size messages and size events over the last 7 days, and one trace of TRACE_EVENTS events; then the worker's
+    fold of them into the histograms' rollups (events.rollups), as it runs within seconds of their commit."""
     if reuse and db.scalar("SELECT count(*) FROM events_logmessage") == size:
         log(f"Kept the {human(size)} messages and events loaded before")
+        roll_up()
         return
     db.conn.execute("TRUNCATE events_logmessage, events_event RESTART IDENTITY")
     now = datetime.now(UTC)
-    rng = random.Random(3)
-    moments = sorted(now - timedelta(seconds=rng.uniform(60, 7 * 86_400)) for _ in range(size))
     started = time.monotonic()
-    db.copy(db.conn, "events_logmessage", LOG_COLUMNS, LogFactory(seed=4).rows(owner_id, moments))
-    db.copy(db.conn, "events_event", EVENT_COLUMNS, EventFactory(seed=5).rows(owner_id, moments, now))
+    # In a process of its own: making a million rows here would leave this process' memory (which serves and
+    # measures the pages) fragmented, and its requests ~15% slower in CPU at 1M than at 10k for no reason of theirs.
+    child = multiprocessing.get_context("fork").Process(target=copy_rows, args=(db.url, owner_id, size, now))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        sys.exit(f"Loading the rows failed (exit code {child.exitcode})")
     from events.models import Event
 
     start = now - timedelta(hours=2)
@@ -110,8 +133,27 @@ def load(db: Database, owner_id: int, size: int, reuse: bool) -> None:
         Event(owner_id=owner_id, name=f"step_{n}", trace_id=TRACE, date=start + timedelta(milliseconds=137 * n * n))
         for n in range(TRACE_EVENTS)
     )
-    db.vacuum_analyze("events_logmessage", "events_event")
     log(f"Loaded {human(size)} messages and {human(size)} events in {time.monotonic() - started:.0f} s")
+    roll_up()
+    db.vacuum_analyze("events_logmessage", "events_event", "events_logcount", "events_eventcount")
+
+
+def copy_rows(url: str, owner_id: int, size: int, now: datetime) -> None:
+    """load()'s rows, by COPY on a connection of this (forked) process' own."""
+    db = Database(url)
+    rng = random.Random(3)
+    moments = sorted(now - timedelta(seconds=rng.uniform(60, 7 * 86_400)) for _ in range(size))
+    db.copy(db.conn, "events_logmessage", LOG_COLUMNS, LogFactory(seed=4).rows(owner_id, moments))
+    db.copy(db.conn, "events_event", EVENT_COLUMNS, EventFactory(seed=5).rows(owner_id, moments, now))
+    db.conn.close()
+
+
+def roll_up() -> None:
+    from events.rollups import roll_up
+
+    started = time.monotonic()
+    folded = roll_up()
+    log(f"The worker's fold into the rollups: {folded} in {time.monotonic() - started:.1f} s")
 
 
 def deep_cursor(owner_id: int) -> str:
@@ -135,6 +177,24 @@ def newest_cursor(owner_id: int) -> str:
     return encode_cursor(*row)
 
 
+def steady_tail(client: Any, url: str) -> str:
+    """An open page's poll once it follows: the newest cursor and the ids of its last answer (`seen`), as
+    explorer.js asks (the messages of the last TAIL_OVERLAP are in the answer's ids, not drawn again)."""
+    answer = client.get(url).json()
+    return f"{url}&seen={','.join(str(pk) for pk in answer['ids'])}"
+
+
+def shown(content: bytes) -> int:
+    """How many rows a page drew (messages, events, a trace's events); -1 for a chart."""
+    found = sum(
+        content.count(f'class=\\"{css}\\"'.encode()) + content.count(f'class="{css}"'.encode()) for css in ROW_CLASSES
+    )
+    return found if found or b"<svg" not in content else -1
+
+
+ROW_CLASSES = ("log-item", "event-item", "wf-row")
+
+
 def measure(client: Any, url: str, requests: int, backend_pid: int) -> dict[str, float]:
     """Median wall ms, and mean app and database CPU ms, of GET url (after two unmeasured ones)."""
     for _ in range(2):
@@ -148,6 +208,7 @@ def measure(client: Any, url: str, requests: int, backend_pid: int) -> dict[str,
         walls.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     return {
+        "rows": shown(response.content),
         "ms": statistics.median(walls),
         "app_cpu": (time.process_time() - cpu0) * 1000 / requests,
         "db_cpu": (process_cpu(backend_pid) - db0) * 1000 / requests,
@@ -180,13 +241,16 @@ def main(argv: list[str] | None = None) -> int:
         urls = {
             "list": "/logs/",
             "search": f"/logs/?q={SEARCH_WORD}",
+            "search_7d": f"/logs/?q={SEARCH_WORD}&range=7d",
             "deep": f"/logs/?range=all&cursor={deep_cursor(user.pk)}",
             "events": "/events/",
             "trace": f"/events/trace/{TRACE}",
-            "tail": f"/logs/tail?after={newest_cursor(user.pk)}",
+            "tail": steady_tail(client, f"/logs/tail?after={newest_cursor(user.pk)}"),
             "histogram": "/logs/histogram",
             "histogram_7d": "/logs/histogram?range=7d",
             "events_histogram": "/events/histogram",
+            "events_histogram_7d": "/events/histogram?range=7d",
+            "histogram_q": f"/logs/histogram?q={SEARCH_WORD}",
         }
         results[size] = {}
         for case in CASES:
@@ -204,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             (
                 TITLES[case],
+                "-" if a["rows"] < 0 else f"{a['rows']:.0f}/{b['rows']:.0f}",
                 f"{a['ms']:.1f}",
                 f"{b['ms']:.1f}",
                 f"{ratio:.2f}",
@@ -214,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     header = (
         "page",
+        "rows",
         f"ms at {human(small)}",
         f"ms at {human(large)}",
         "ratio",

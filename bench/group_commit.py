@@ -51,7 +51,7 @@ from bench.ingest import (
     table_lines,
 )
 
-DB_NAME = "logsvc_bench_ingest_gc"
+DB_NAME = os.getenv("BENCH_DB_NAME", "logsvc_bench_ingest_gc")  # another name: two runs side by side
 UNTHROTTLED = "100000000/60"
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 

@@ -79,9 +79,21 @@ def port_answers(host: str, port: int) -> bool:
 
 
 def free_port() -> int:
+    """A free loopback port: the first of BENCH_PORTS ("8700-8799") nobody holds when it is set (a machine shared by
+    several people's benchmarks), else any the system gives."""
+    first, _, last = os.getenv("BENCH_PORTS", "").partition("-")
+    for port in range(int(first), int(last or first) + 1) if first else ():
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_handed_out: set[int] = set()  # a port handed out may not be bound yet; each server gets its own
 
 
 # --- realistic data -----------------------------------------------------------------------------------
@@ -376,6 +388,22 @@ def prepare_database(choice: str, name: str = BENCH_DB) -> tuple[str, str]:
     log("No DATABASE_URL and no PostgreSQL on 127.0.0.1:5432: starting the embedded PostgreSQL (var/pgdata).")
     url = recreate_database(embedded_database_url(ROOT / "var"), name)  # this process holds the server until it exits
     return url, f"embedded PostgreSQL (var/pgdata), database {name} (recreated)"
+
+
+def ensure_months(db: Database, tables: Iterable[str], first: datetime, last: datetime) -> None:
+    """The months from first to last get their partitions in each table that is partitioned by month
+    (logsvc.partitions), as a migrated database has them for its rows; nothing happens to a plain table."""
+    for table in tables:
+        if db.scalar("SELECT relkind FROM pg_class WHERE oid = %s::regclass", [table]) != "p":
+            continue
+        month = datetime(first.year, first.month, 1, tzinfo=UTC)
+        while month <= last:
+            after = (month + timedelta(days=32)).replace(day=1)
+            db.conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table}_{month:%Y%m} PARTITION OF {table} "
+                f"FOR VALUES FROM ('{month.isoformat()}') TO ('{after.isoformat()}')"
+            )
+            month = after
 
 
 class Database:
@@ -884,6 +912,7 @@ class Bench:
         days_total = max(1, sizes[-1] // ROWS_PER_DAY)
         first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days_total)
         self.query_day = first + timedelta(days=days_total // 2)
+        ensure_months(self.db, (self.events_table, self.logs_table), first, datetime.now(UTC))
         other_days = [first + timedelta(days=d) for d in range(days_total) if d != days_total // 2]
         loaded = 0
         with psycopg.connect(self.db_url) as conn:

@@ -7,9 +7,13 @@ class EventsConfig(AppConfig):
 
     def ready(self) -> None:
         from events.deletion import delete_account_data
+        from events.models import Event, LogMessage
         from events.panels import events_panel, logs_panel
         from events.retention import purge_events, purge_log_messages
-        from logsvc import deletion, frontdoor, retention
+        from logsvc import deletion, frontdoor, partitions, retention
+
+        partitions.register(LogMessage._meta.db_table, "created")
+        partitions.register(Event._meta.db_table, "date")
 
         frontdoor.register("logs", 20, logs_panel)
         frontdoor.register("events", 30, events_panel)

@@ -17,13 +17,15 @@ from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import connection
-from django.db.models import Count, DateTimeField, F, Func, Q, TextField, Value
+from django.db import connection, connections
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast, Left
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -33,12 +35,23 @@ from rest_framework import exceptions
 from events.filters import (
     decode_cursor,
     encode_cursor,
+    event_date_filters,
     filter_events,
     filter_log_messages,
+    int_param,
     newer_than,
     older_than,
 )
-from events.models import SEARCH_CONFIG, Event, EventQuerySet, LogMessage, LogMessageQuerySet, SavedSearch
+from events.models import (
+    SEARCH_CONFIG,
+    Event,
+    EventQuerySet,
+    LogMessage,
+    LogMessageQuerySet,
+    RollupCursor,
+    SavedSearch,
+)
+from events.rollups import EPOCH, LEVELS, ROLLUPS, Rollup
 from events.validation import parse_timestamp
 from events.views import event_url_prefix, iso
 from logsvc.models import User
@@ -47,8 +60,10 @@ PER_PAGE = 50
 AROUND = 5  # the messages of the same application either side of one, on its page
 TRACE_MAX = 1000  # events drawn on a trace's page
 TAIL_OVERLAP = timedelta(seconds=2)  # a message committed late with an earlier time is still caught (the page dedups)
+TAIL_SEEN_MAX = 2 * PER_PAGE  # ids a poll says the page has already (`seen`)
 SEVERITIES = ["Trace", "Debug", "Info", "Warning", "Error", "Critical", "Fatal"]
 PAGING = ("cursor", "before")  # the parameters that are a page's position, not its search
+cursor_table = RollupCursor._meta.db_table
 
 
 def refuse_nul(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -176,7 +191,6 @@ BUCKETS = [
     )
 ]
 MAX_BARS = 60
-EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: week buckets start on Mondays
 HISTORY_START = datetime(1970, 1, 1, tzinfo=UTC)  # a chart of all time starts here at the earliest
 
 
@@ -202,6 +216,7 @@ class Chart:
     labels: list[dict[str, Any]] = field(default_factory=list)
     total: int = 0
     bucket: str = ""
+    counted_from: str = ""  # set when only the bars from this one on were counted (direct_counts' cap)
 
 
 def bucket_label(size: timedelta) -> str:
@@ -213,22 +228,175 @@ def bucket_label(size: timedelta) -> str:
     return f"{seconds // 86400} d"
 
 
+def floor_to(moment: datetime, span: timedelta) -> datetime:
+    return EPOCH + ((moment - EPOCH) // span) * span
+
+
+def ceil_to(moment: datetime, span: timedelta) -> datetime:
+    floor = floor_to(moment, span)
+    return floor if floor == moment else floor + span
+
+
+def pieces(lo: datetime, hi: datetime, size: timedelta) -> tuple[list[tuple[datetime, datetime]], list[Run]]:
+    """[lo, hi) as what the rows must count (the parts of a minute at either end) and runs of whole rollup buckets:
+    those of the largest span of LEVELS that divides a bar (size) in the middle, finer ones towards the ends. Every
+    bucket of a run lies in one bar."""
+    levels = [timedelta(seconds=span) for span in LEVELS if size % timedelta(seconds=span) == timedelta(0)]
+    a, b = ceil_to(lo, levels[0]), floor_to(hi, levels[0])
+    if a >= b:
+        return [(lo, hi)], []
+    rows = [(x, y) for x, y in ((lo, a), (b, hi)) if x < y]
+    runs: list[Run] = []
+    for span, coarser in zip(levels, [*levels[1:], None], strict=True):
+        if coarser is not None and (a2 := ceil_to(a, coarser)) < (b2 := floor_to(b, coarser)):
+            runs += [Run(span, x, y) for x, y in ((a, a2), (b2, b)) if x < y]
+            a, b = a2, b2
+            continue
+        runs.append(Run(span, a, b))
+        break
+    return rows, runs
+
+
+@dataclass(frozen=True)
+class Run:
+    span: timedelta  # the rollup's buckets from..to (excluded), of this span
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """A histogram the rollups answer (events.rollups): an owner's rows of a table, by time and at least a severity."""
+
+    rollup: Rollup
+    owner_id: int
+    min_severity: int = 0
+
+
+# A histogram's counts: {(bar's start, severity or None): rows}.
+Counts = dict[tuple[datetime, int | None], int]
+
+
+def rolled_counts(rolled: Rolled, alias: str, lo: datetime, hi: datetime, size: timedelta) -> Counts:
+    """The rows in [lo, hi) per bar from the rollup: its whole buckets, the rows not folded into it yet (above its
+    cursor, an index range on id), and the rows of the parts of a minute at the ends. One statement (one snapshot);
+    it reads the cursor again, and is run again in the rare case that a fold committed since the cursor was read."""
+    r = rolled.rollup
+    edges, runs = pieces(lo, hi, size)
+    cols = "".join(f", {column}" for column in r.group)
+    keep = "".join(f" AND {column} >= %(severity)s" for column in r.group)  # severity, the one group there is
+    params: dict[str, Any] = {"owner": rolled.owner_id, "severity": rolled.min_severity, "size": size, "epoch": EPOCH}
+    parts = [
+        f"SELECT NULL::timestamptz{', NULL::int' * len(r.group)}, last_id FROM {cursor_table} WHERE name = %(name)s"
+    ]
+    for i, run in enumerate(runs):
+        params |= {f"span{i}": int(run.span.total_seconds()), f"from{i}": run.start, f"to{i}": run.end}
+        parts.append(
+            f"SELECT bucket{cols}, n FROM {r.counts} WHERE owner_id = %(owner)s AND span = %(span{i})s"
+            f" AND bucket >= %(from{i})s AND bucket < %(to{i})s{keep}"
+        )
+    if runs:  # the rows not folded yet, of the buckets' time
+        params |= {"inner_from": min(run.start for run in runs), "inner_to": max(run.end for run in runs)}
+        parts.append(
+            f"SELECT {r.time}{cols}, 1 FROM {r.table} WHERE id > %(folded)s AND owner_id = %(owner)s"
+            f" AND {r.time} >= %(inner_from)s AND {r.time} < %(inner_to)s{keep}"
+        )
+    for i, (x, y) in enumerate(edges):
+        params |= {f"edge_from{i}": x, f"edge_to{i}": y}
+        parts.append(
+            f"SELECT {r.time}{cols}, 1 FROM {r.table} WHERE owner_id = %(owner)s"
+            f" AND {r.time} >= %(edge_from{i})s AND {r.time} < %(edge_to{i})s{keep}"
+        )
+    sql = (
+        f"SELECT date_bin(%(size)s, t, %(epoch)s){cols}, sum(n) FROM ({' UNION ALL '.join(parts)}) x (t{cols}, n)"
+        f" GROUP BY 1{''.join(f', {2 + i}' for i in range(len(r.group)))}"
+    )
+    cursor_of = f"SELECT last_id FROM {cursor_table} WHERE name = %(name)s"
+    with connections[alias].cursor() as cursor:
+        cursor.execute(cursor_of, {"name": r.name})
+        folded = (cursor.fetchone() or (0,))[0]
+        for _ in range(5):
+            cursor.execute(sql, {**params, "name": r.name, "folded": folded})
+            found = cursor.fetchall()
+            seen = next((row[-1] for row in found if row[0] is None), 0)
+            if seen == folded:
+                break
+            folded = seen  # a fold committed in between: the rollup holds more now
+    return {(row[0], row[1] if r.group else None): int(row[-1]) for row in found if row[0] is not None}
+
+
+def rolled_first(rolled: Rolled, alias: str) -> datetime | None:
+    """The minute of the owner's first row (of at least the severity), from the rollup and the rows not in it yet."""
+    r = rolled.rollup
+    keep = "".join(f" AND {column} >= %(severity)s" for column in r.group)
+    sql = f"""
+        SELECT min(t) FROM (
+            SELECT min(bucket) FROM {r.counts} WHERE owner_id = %(owner)s AND span = %(span)s AND n > 0{keep}
+            UNION ALL
+            SELECT min({r.time}) FROM {r.table} WHERE id > %(folded)s AND owner_id = %(owner)s{keep}
+        ) x (t)
+    """
+    params: dict[str, Any] = {
+        "owner": rolled.owner_id,
+        "severity": rolled.min_severity,
+        "span": LEVELS[0],
+        "name": r.name,
+    }
+    with connections[alias].cursor() as cursor:
+        # The cursor first, as a value the planner sees (an index range on id); a fold committed since then only
+        # puts rows in both halves, which a minimum does not mind.
+        cursor.execute(f"SELECT last_id FROM {cursor_table} WHERE name = %s", [r.name])
+        cursor.execute(sql, {**params, "folded": (cursor.fetchone() or (0,))[0]})
+        return cursor.fetchone()[0]
+
+
+def direct_counts(
+    rows: Any, field_name: str, group: str | None, lo: datetime, hi: datetime, size: timedelta
+) -> tuple[Counts, datetime | None]:
+    """The rows in [lo, hi) per bar, counted one by one: the newest EXPLORER_HISTOGRAM_MAX_ROWS at most. Returns the
+    counts and, when there were more, the oldest time counted: the bars up to its own are left out (they are short)."""
+    cap = settings.EXPLORER_HISTOGRAM_MAX_ROWS
+    chosen = rows.filter(**{f"{field_name}__gte": lo, f"{field_name}__lt": hi}).order_by(f"-{field_name}")
+    picked = chosen.values(field_name, *([group] if group else []))[: cap + 1]
+    inner, params = picked.query.sql_with_params()
+    g = ", g" if group else ""
+    sql = f"SELECT date_bin(%s, t, %s){g}, count(*), min(t) FROM ({inner}) x (t{g}) GROUP BY 1{', 2' if group else ''}"
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, [size, EPOCH, *params])  # type: ignore[list-item]  # psycopg takes a timedelta
+        found = cursor.fetchall()
+    counts = {(row[0], row[1] if group else None): row[-2] for row in found}
+    if sum(counts.values()) <= cap:
+        return counts, None
+    return counts, min(row[-1] for row in found)
+
+
 def histogram(
     rows: Any,
+    rolled: Rolled | None,
     field_name: str,
     series: list[tuple[str, str, Callable[[int], bool]]],
     rng: Range,
+    bounds: tuple[datetime | None, datetime | None],
     now: datetime,
     params: QueryDict,
     start_name: str,
     end_name: str,
 ) -> Chart | None:
     """Bars of counts per bucket over the range, stacked by series (css class, label, which severities); each bar
-    links to its bucket as a custom range. One GROUP BY query; None when nothing matches."""
+    links to its bucket as a custom range. rows are the chosen rows, bounds their filter's time range ([from, to));
+    rolled, when the rollups can count them (a filter of time and severity alone), else they are counted one by one
+    (direct_counts: at most the newest EXPLORER_HISTOGRAM_MAX_ROWS). None when nothing matches."""
     end = min(rng.end or now, now)
     start = rng.start
+    alias = rows.db
     if start is None:
-        first = rows.order_by(field_name).values_list(field_name, flat=True).first()
+        after = rolled_first(rolled, alias) if rolled else None
+        first_rows = rows.filter(**{f"{field_name}__gte": after}) if after else rows
+        first = (
+            None
+            if rolled and after is None
+            else first_rows.order_by(field_name).values_list(field_name, flat=True).first()
+        )
         if first is None:
             return None
         start = first
@@ -236,24 +404,32 @@ def histogram(
     if end <= start:
         return None  # a range in the future (or ending before 1970): nothing to draw
     size = bucket_size(start, end)
-    first_bucket = EPOCH + ((start - EPOCH) // size) * size
+    first_bucket = floor_to(start, size)
     n = int((end - first_bucket) / size) + 1
-    bucket = Func(Value(size), F(field_name), Value(EPOCH), function="date_bin", output_field=DateTimeField())
+    lo = max(moment for moment in (bounds[0], first_bucket) if moment is not None)
+    hi = min(moment for moment in (bounds[1], first_bucket + n * size) if moment is not None)
+    if lo >= hi:
+        return None
     group = "severity" if len(series) > 1 else None  # one series: every row counts in it
-    counted = rows.order_by().annotate(bucket=bucket).values("bucket", *([group] if group else []))
+    oldest = None
+    if rolled:
+        found = rolled_counts(rolled, alias, lo, hi, size)
+    else:
+        found, oldest = direct_counts(rows, field_name, group, lo, hi, size)
+    uncounted = int((oldest - first_bucket) / size) if oldest else -1  # bars up to this one are not counted whole
     counts: dict[int, list[int]] = {}
     total = 0
-    for row in counted.annotate(n=Count("*")):
-        index = int((row["bucket"] - first_bucket) / size)
-        if not 0 <= index < n:
+    for (moment, severity), rows_in in found.items():
+        index = int((moment - first_bucket) / size)
+        if not uncounted < index < n:
             continue
         per = counts.setdefault(index, [0] * len(series))
         for s, (_, _, matches) in enumerate(series):
-            if group is None or matches(row[group]):
-                per[s] += row["n"]
+            if group is None or matches(severity or 0):
+                per[s] += rows_in
                 break
-        total += row["n"]
-    if total == 0:
+        total += rows_in
+    if total == 0 and uncounted < 0:
         return None
     step = nice_step(max((sum(per) for per in counts.values()), default=0))
     top = step * 4
@@ -271,6 +447,9 @@ def histogram(
         )
         y = float(CHART_HEIGHT)
         rects = [f'<rect class="hover" x="{index}" y="0" width="1" height="{CHART_HEIGHT}"/>']
+        if index <= uncounted:
+            title = f"{moment:%-d %b %H:%M}: not counted (too many rows: narrow the range or the filters)"
+            rects.append(f'<rect class="uncounted" x="{index + 0.1:g}" y="0" width="0.8" height="{CHART_HEIGHT}"/>')
         for (css, _, _), count in zip(series, per, strict=True):
             height = count * CHART_HEIGHT / top
             y -= height
@@ -287,7 +466,8 @@ def histogram(
         {"label": f"{first_bucket + i * size:{shape}}", "left": round((i + 0.5) * 100 / n, 2)}
         for i in range(0, n, every)
     ]
-    return Chart(mark_safe("".join(parts)), n, ticks, labels, total, bucket_label(size))
+    counted_from = f"{first_bucket + (uncounted + 1) * size:%-d %b %H:%M}" if uncounted >= 0 else ""
+    return Chart(mark_safe("".join(parts)), n, ticks, labels, total, bucket_label(size), counted_from)
 
 
 LOG_SERIES: list[tuple[str, str, Callable[[int], bool]]] = [
@@ -307,7 +487,7 @@ def highlighter(q: str, texts: list[str]) -> Callable[[str], SafeString]:
     """A function that escapes a text and marks the words the search `q` found in it, as PostgreSQL found them:
     each word is reduced to its lexeme by to_tsvector (so "failing" marks "failed"), one query for a page."""
     wanted = {w.lower() for w in WORD.findall(NEGATED.sub(" ", q))} - {"or"}
-    if not wanted:
+    if not wanted or not texts:
         return lambda text: escape(text)
     words = sorted({w.lower() for text in texts for w in WORD.findall(text)} | wanted)
     with connection.cursor() as cursor:
@@ -339,9 +519,33 @@ HEAD_CHARS = 400  # of a message, on a list; its page shows it whole
 
 def message_rows(messages: LogMessageQuerySet, q: str) -> list[dict[str, Any]]:
     """The rows of a list, heads only: a message may be 32 KB and its stack trace 256 KB."""
-    rows = list(messages.values(*ROW_FIELDS, head=Left("message", HEAD_CHARS), exception_head=Left("exception", 200)))
+    return dressed(
+        list(messages.values(*ROW_FIELDS, head=Left("message", HEAD_CHARS), exception_head=Left("exception", 200))), q
+    )
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def times(moment: datetime) -> dict[str, str]:
+    """A list row's time as the date filters would write it in the template (in UTC, the site's zone): ISO 8601
+    ("c"), whole ("Y-m-d H:i:s.u") and short ("j M H:i:s"). Written here: three date filters cost a list of 50 rows
+    more than the rest of its template."""
+    moment = moment.astimezone(UTC)
+    return {
+        "iso": moment.isoformat(),
+        "full": f"{moment:%Y-%m-%d %H:%M:%S.%f}",
+        "short": f"{moment.day} {MONTHS[moment.month - 1]} {moment:%H:%M:%S}",
+    }
+
+
+def dressed(rows: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
+    """message_rows' rows with what the list draws: the head with the search's words marked, and so on."""
     mark = highlighter(q, [row["head"] for row in rows])
+    before, after = reverse("explorer-log", args=[123456789]).split("123456789")
     for row in rows:
+        row["url"] = f"{before}{row['pk']}{after}"
+        row["when"] = times(row["created"])
         row["html"] = mark(row["head"])
         row["severity_name"] = severity_name(row["severity"])
         row["exception_line"] = row["exception_head"].split("\n", 1)[0]
@@ -396,6 +600,23 @@ def chosen_messages(user: User, params: QueryDict, now: datetime) -> tuple[LogMe
     return filter_log_messages(LogMessage.objects.owned_by(user), with_range(params, rng, "since", "until")), rng
 
 
+def log_bounds(params: QueryDict, rng: Range) -> tuple[datetime | None, datetime | None]:
+    """The [from, to) of created that chosen_messages() filters on (as filter_log_messages reads it)."""
+    query = with_range(params, rng, "since", "until")
+    since, until = (parse_timestamp(query.get(name, "")) if query.get(name) else None for name in ("since", "until"))
+    return since, until
+
+
+UNROLLED_LOG_FILTERS = ("application", "category", "user", "q")  # what the rollup does not count by
+
+
+def rolled_logs(user: User, params: QueryDict) -> Rolled | None:
+    """The rollup's answer to the histogram of these filters, when it has one: time and severity alone."""
+    if any(params.get(name) for name in UNROLLED_LOG_FILTERS):
+        return None
+    return Rolled(ROLLUPS["logs"], user.pk, int_param(params, "severity", 0, 6))
+
+
 @refuse_nul
 @login_required
 @require_safe
@@ -439,9 +660,12 @@ def logs_histogram(request: HttpRequest) -> HttpResponse:
     """/logs/'s histogram, which the page fetches after it is shown: counting a week of a million messages costs
     more than the rest of the page, and the list need not wait for it."""
     now = timezone.now()
+    user, params = signed_in(request), request.GET
     try:
-        messages, rng = chosen_messages(signed_in(request), request.GET, now)
-        chart = histogram(messages, "created", LOG_SERIES, rng, now, request.GET, "since", "until")
+        messages, rng = chosen_messages(user, params, now)
+        bounds = log_bounds(params, rng)
+        rolled = rolled_logs(user, params)
+        chart = histogram(messages, rolled, "created", LOG_SERIES, rng, bounds, now, params, "since", "until")
     except exceptions.ValidationError as error:
         return HttpResponse("; ".join(errors_of(error)), status=400, content_type="text/plain")
     context = {"chart": chart, "rng": rng, "series": LOG_SERIES, "noun": "message", "title": "Log messages by severity"}
@@ -453,7 +677,11 @@ def logs_histogram(request: HttpRequest) -> HttpResponse:
 @require_safe
 def logs_tail(request: HttpRequest) -> HttpResponse:
     """The live tail's poll: the messages newer than `after` (a cursor) that match the page's filters, as the
-    list's rows (HTML) and the cursor to ask with next. One index range scan; it holds no worker between polls."""
+    list's rows (HTML) and the cursor to ask with next. One index range scan; it holds no worker between polls.
+
+    The answer goes back TAIL_OVERLAP before the cursor, for a message committed late with an earlier time; its
+    `ids` are all the messages of that window, and the page sends them back as `seen`, so only the ones it does not
+    have yet are drawn (a steady stream of messages is not drawn again at every poll)."""
     user = signed_in(request)
     params = request.GET
     rng = chosen_range(params, "since", "until", timezone.now())
@@ -464,14 +692,20 @@ def logs_tail(request: HttpRequest) -> HttpResponse:
             moment, pk = decode_cursor(after, "after")
             earliest = datetime.min.replace(tzinfo=UTC) + TAIL_OVERLAP
             messages = messages.filter(created__gte=max(moment, earliest) - TAIL_OVERLAP)
-        rows = message_rows(messages.order_by("-created", "-pk")[:PER_PAGE], params.get("q", ""))
+        window = list(
+            messages.order_by("-created", "-pk").values(
+                *ROW_FIELDS, head=Left("message", HEAD_CHARS), exception_head=Left("exception", 200)
+            )[:PER_PAGE]
+        )
+        seen = {int(part) for part in params.get("seen", "").split(",")[:TAIL_SEEN_MAX] if part.isdigit()}
+        rows = dressed([row for row in window if row["pk"] not in seen], params.get("q", ""))
     except exceptions.ValidationError as error:
         return JsonResponse({"errors": errors_of(error)}, status=400)
     cursor = after or ""
-    if rows and (not after or (rows[0]["created"], rows[0]["pk"]) > (moment, pk)):
-        cursor = encode_cursor(rows[0]["created"], rows[0]["pk"])
+    if window and (not after or (window[0]["created"], window[0]["pk"]) > (moment, pk)):
+        cursor = encode_cursor(window[0]["created"], window[0]["pk"])
     html = render_to_string("events/explorer/_log_rows.html", {"rows": rows, "params": params}, request=request)
-    return JsonResponse({"html": html, "ids": [row["pk"] for row in rows], "cursor": cursor})
+    return JsonResponse({"html": html, "ids": [row["pk"] for row in window], "cursor": cursor})
 
 
 FRAME = re.compile(r'^\s*(at |File "|\.\.\. \d+ more|--- End of)')
@@ -544,6 +778,7 @@ def filter_data(events: EventQuerySet, text: str) -> EventQuerySet:
 def event_rows(events: EventQuerySet, prefix: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [dict(row) for row in events.values("pk", "uid", "name", "trace_id", "date", "data")]
     for row in rows:
+        row["when"] = times(row["date"])
         text = json.dumps(row["data"], ensure_ascii=False, separators=(", ", ": "))
         row["preview"] = text if len(text) <= DATA_PREVIEW else text[: DATA_PREVIEW - 1] + "…"
         row["public_url"] = f"{prefix}{row['uid']}.json"
@@ -563,6 +798,28 @@ def chosen_events(user: User, params: QueryDict, now: datetime) -> tuple[EventQu
     if params.get("data"):
         found = filter_data(found, params.get("data", ""))
     return found, rng
+
+
+def event_bounds(params: QueryDict, rng: Range) -> tuple[datetime | None, datetime | None]:
+    """The [from, to) of date that chosen_events() filters on (as event_date_filters reads it)."""
+    query = with_range(params, rng, "start", "end")
+    if rng.preset == "custom" and rng.end and "end" in query:
+        query["end"] = iso(rng.end)
+    filters = event_date_filters(query)
+    until = filters.get("date__lt") or (
+        filters["date__lte"] + timedelta(microseconds=1) if "date__lte" in filters else None
+    )
+    return filters.get("date__gte"), until
+
+
+UNROLLED_EVENT_FILTERS = ("name", "data")
+
+
+def rolled_events(user: User, params: QueryDict) -> Rolled | None:
+    """The rollup's answer to the histogram of these filters, when it has one: time alone."""
+    if any(params.get(name) for name in UNROLLED_EVENT_FILTERS):
+        return None
+    return Rolled(ROLLUPS["events"], user.pk)
 
 
 @refuse_nul
@@ -600,9 +857,12 @@ def events(request: HttpRequest) -> HttpResponse:
 def events_histogram(request: HttpRequest) -> HttpResponse:
     """/events/'s histogram, fetched after the page (as logs_histogram)."""
     now = timezone.now()
+    user, params = signed_in(request), request.GET
     try:
-        found, rng = chosen_events(signed_in(request), request.GET, now)
-        chart = histogram(found, "date", EVENT_SERIES, rng, now, request.GET, "start", "end")
+        found, rng = chosen_events(user, params, now)
+        bounds = event_bounds(params, rng)
+        rolled = rolled_events(user, params)
+        chart = histogram(found, rolled, "date", EVENT_SERIES, rng, bounds, now, params, "start", "end")
     except exceptions.ValidationError as error:
         return HttpResponse("; ".join(errors_of(error)), status=400, content_type="text/plain")
     context = {"chart": chart, "rng": rng, "series": EVENT_SERIES, "noun": "event", "title": "Events over time"}

@@ -111,6 +111,46 @@ class Event(models.Model):
         return f"{self.name} ({self.uid})"
 
 
+class RollupCursor(models.Model):
+    """How far a rollup (events.rollups) has read its table: every row with an id up to last_id is counted in it."""
+
+    name = models.CharField(max_length=20, primary_key=True)  # "logs" (LogCount) or "events" (EventCount)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} up to id {self.last_id}"
+
+
+class LogCount(models.Model):
+    """How many of an owner's Logster messages of a severity have their `created` in a time bucket of `span`
+    seconds (events.rollups.LEVELS), for the explorer's histogram. Kept by the worker and by triggers on
+    LogMessage: see events.rollups."""
+
+    pk = models.CompositePrimaryKey("owner", "span", "bucket", "severity")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+")
+    span = models.PositiveIntegerField()
+    bucket = models.DateTimeField()
+    severity = models.PositiveSmallIntegerField()
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.n} of severity {self.severity} in the {self.span} s from {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class EventCount(models.Model):
+    """How many of an owner's Bytelog events have their `date` in a time bucket of `span` seconds, as LogCount."""
+
+    pk = models.CompositePrimaryKey("owner", "span", "bucket")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False, related_name="+")
+    span = models.PositiveIntegerField()
+    bucket = models.DateTimeField()
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.n} in the {self.span} s from {self.bucket:%Y-%m-%d %H:%M}"
+
+
 class LogRetention(models.Model):
     """How long an owner's Logster messages are kept (logsvc.retention; events.retention deletes them).
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from events.models import Event, LogMessage, new_uid
+from events.rollups import schedule_roll_up
 from logsvc.models import User
 
 EVENT_COPY_COLUMNS = ("owner_id", "uid", "client_id", "name", "trace_id", "date", "data", "size", "created")
@@ -19,8 +21,11 @@ def ingest_log_messages(*, owner: User, items: list[dict[str, Any]]) -> list[Log
     No transaction of our own around a single row: its BEGIN/COMMIT cost a third of the insert's time.
     """
     if len(items) == 1:
-        return [LogMessage.objects.create(owner=owner, **items[0])]
-    return LogMessage.objects.bulk_create([LogMessage(owner=owner, **item) for item in items])
+        messages = [LogMessage.objects.create(owner=owner, **items[0])]
+    else:
+        messages = LogMessage.objects.bulk_create([LogMessage(owner=owner, **item) for item in items])
+    transaction.on_commit(schedule_roll_up)  # the explorer's histogram rollup (events.rollups), once stored
+    return messages
 
 
 def ingest_events(*, owner: User, items: list[dict[str, Any]]) -> None:
@@ -43,7 +48,12 @@ def ingest_events(*, owner: User, items: list[dict[str, Any]]) -> None:
             size=len(item["data_json"]),
             created=now,
         )
-        return
+    else:
+        copy_events(owner, items, now)
+    transaction.on_commit(schedule_roll_up)  # the explorer's histogram rollup (events.rollups), once stored
+
+
+def copy_events(owner: User, items: list[dict[str, Any]], now: datetime) -> None:
     table = Event._meta.db_table
     sql = f"COPY {table} ({', '.join(EVENT_COPY_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:

@@ -6,6 +6,8 @@ pass RETENTION_INTERVAL_SECONDS ahead, then works, so a worker killed mid-pass s
 schedule() queues one only when none is waiting (a transaction-scoped advisory lock makes the check and the
 insert one step), so `prune`, `demo` and saving a retention setting can all call it and there is still one.
 
+Each pass first makes sure the partitioned tables (logsvc.partitions) have their months ahead.
+
 A purge takes the time of the pass and returns how many rows it deleted. It deletes in batches of
 RETENTION_BATCH rows, each its own short transaction, so no lock is held for long, and calls paused() after each
 one, so the pass leaves the database most of its time for ingestion and reads beside it.
@@ -21,10 +23,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from logsvc import partitions
 from logsvc.models import RetentionRun
 
 logger = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ def run(trigger: str, now: datetime | None = None) -> RetentionRun | None:
         now = now or timezone.now()
         record = RetentionRun.objects.create(started_at=timezone.now(), trigger=trigger)
         try:
+            # The months ahead of the partitioned tables first: the purges then drop the old ones.
+            partitions.ensure_ahead(now)
             for name, purge in PURGES.items():
                 record.deleted[name] = purge(now)
                 record.save(update_fields=["deleted"])
@@ -94,6 +100,24 @@ def schedule(delay: float | None = None) -> bool:
             return False
         run_retention.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
         return True
+
+
+def purge_task_results(now: datetime) -> int:
+    """Delete the worker's finished task results (every rollup, export and deletion leaves one, and the web
+    processes ask for a rollup up to once a second each): successful ones after TASK_RESULTS_DAYS, failed ones,
+    which an operator may still be reading in the admin, after TASK_FAILURES_DAYS."""
+    finished = DBTaskResult.objects.filter(
+        Q(status=TaskResultStatus.SUCCESSFUL, finished_at__lt=now - timedelta(days=settings.TASK_RESULTS_DAYS))
+        | Q(status=TaskResultStatus.FAILED, finished_at__lt=now - timedelta(days=settings.TASK_FAILURES_DAYS))
+    )
+    deleted = 0
+    while True:
+        with paused():
+            batch = list(finished.values_list("pk", flat=True)[: settings.RETENTION_BATCH])
+            if batch:
+                deleted += DBTaskResult.objects.filter(pk__in=batch)._raw_delete(DBTaskResult.objects.db)
+        if len(batch) < settings.RETENTION_BATCH:
+            return deleted
 
 
 @task()

@@ -339,6 +339,12 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 1024 * 1024 * 1024)
 # New hits reach the stats within about this long: each web process asks the worker to fold them in
 # at most this often (analytics.rollups).
 ROLLUP_INTERVAL_SECONDS = env_int("ROLLUP_INTERVAL_SECONDS", 1)
+# New log messages and events are folded into the explorer's histogram rollups (events.rollups) by the worker,
+# asked for at most this often by each web process; the histogram counts what is not folded yet row by row.
+EXPLORER_ROLLUP_SECONDS = env_int("EXPLORER_ROLLUP_SECONDS", 2)
+# A histogram the rollups can't answer (a filter other than time and severity: a search, an application, an event
+# name...) counts the rows themselves, the newest this many at most; older bars are left out and say so.
+EXPLORER_HISTOGRAM_MAX_ROWS = env_int("EXPLORER_HISTOGRAM_MAX_ROWS", 50_000)
 # Hits of a site that could not be rolled up (RollupFailure) are tried again this often.
 ROLLUP_RETRY_SECONDS = env_int("ROLLUP_RETRY_SECONDS", 600)
 # Bot hits are kept apart from people's, and only this long (GoatCounter: 30 days).
@@ -350,6 +356,16 @@ RETENTION_BATCH = env_int("RETENTION_BATCH", 5000)
 # After each batch the worker waits this percentage of the time the batch took, so that it takes at most about
 # half of the database's time (100) and ingestion beside it keeps its pace (0: no pause).
 RETENTION_PAUSE_PERCENT = env_int("RETENTION_PAUSE_PERCENT", 100)
+# The worker's finished task results (Task results in the admin) are deleted by the same passes: successful ones
+# after this many days, failed ones after the second.
+TASK_RESULTS_DAYS = env_int("TASK_RESULTS_DAYS", 2)
+TASK_FAILURES_DAYS = env_int("TASK_FAILURES_DAYS", 30)
+# Hits, bot hits, log messages and events are partitioned by month (logsvc.partitions): each retention pass makes
+# sure this month's partition and this many after it exist. Creating or dropping one waits at most this long for
+# its lock (inserts wait behind it as long), this many times, before the pass leaves it to the next one.
+PARTITIONS_AHEAD = env_int("PARTITIONS_AHEAD", 2)
+PARTITION_LOCK_TIMEOUT_MS = env_int("PARTITION_LOCK_TIMEOUT_MS", 500)
+PARTITION_LOCK_TRIES = env_int("PARTITION_LOCK_TRIES", 5)
 # A hit's country (and region) comes from its IP: by default from the registries' data that iptocc ships, or
 # from this MaxMind GeoLite2/GeoIP2 .mmdb file (analytics.geoip). Its path is checked by `manage.py check`.
 GEOIP_DATABASE = os.getenv("GEOIP_DATABASE", "")

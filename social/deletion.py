@@ -11,7 +11,8 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from logsvc.deletion import batch_size, delete_in_batches
-from logsvc.models import Deletion
+from logsvc.models import Deletion, User
+from social.markdown import render
 from social.models import Activity, Comment, Counter, Follow, Like, Log, LogTag
 
 Kind = Counter.Kind
@@ -48,8 +49,7 @@ def delete_account_content(deletion: Deletion) -> Iterator[int]:
     yield from delete_in_batches(Like._meta.db_table, "user_id = %s", [user_id])
     yield from delete_in_batches(Follow._meta.db_table, "follower_id = %s OR followee_id = %s", [user_id, user_id])
     yield from delete_in_batches(Activity._meta.db_table, "recipient_id = %s", [user_id])
-    for through in (Log.mentions.through, Comment.mentions.through):
-        yield from delete_in_batches(through._meta.db_table, "user_id = %s", [user_id])
+    yield from _unlink_mentions(user_id)
     with transaction.atomic():
         yield Counter.objects.filter(Q(kind=Kind.USER_LOGS) | Q(kind=Kind.ACTIVITY), key=user_id).delete()[0]
 
@@ -104,3 +104,24 @@ def _delete_comments(user_id: int) -> Iterator[int]:
             deleted = Comment.objects.filter(id__in=ids).delete()[0]
             Counter.objects.add(dict(changes))
         yield deleted
+
+
+def _unlink_mentions(user_id: int) -> Iterator[int]:
+    """Others' logs and comments that mention the account keep the words their authors wrote, but their HTML is
+    rendered again without the link to a profile that is going (and whose name a new account could take)."""
+    username = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or ""
+    for model in (Log, Comment):
+        through = model.mentions.through
+        while True:
+            with transaction.atomic():
+                ids = list(
+                    through.objects.filter(user_id=user_id).order_by("id").values_list("id", flat=True)[: batch_size()]
+                )
+                if not ids:
+                    break
+                for item in model.objects.select_for_update().filter(
+                    pk__in=through.objects.filter(id__in=ids).values(f"{model._meta.model_name}_id")
+                ):
+                    item.content = render(item.markdown, unlinked=frozenset({username.lower()})).html
+                    item.save(update_fields=["content"])
+                yield through.objects.filter(id__in=ids).delete()[0]

@@ -118,14 +118,15 @@ class _Env:
     list_depth: int = 0  # how many lists the block parser is inside
 
 
-def render(text: str) -> Rendered:
-    """text (Markdown) as sanitised HTML, with the tags and existing users it names.
+def render(text: str, unlinked: frozenset[str] = frozenset()) -> Rendered:
+    """text (Markdown) as sanitised HTML, with the tags and existing users it names; an `@name` whose lower-cased
+    name is in unlinked stays plain text (an account being deleted).
 
     Runs at most one query: the usernames that could be mentioned, looked up case-insensitively.
     Linear in len(text): bench/markdown_cost.py measures it, test_markdown_cost.py guards it.
     Raises RenderedTooLarge past RENDERED_MAX_LENGTH characters of HTML."""
     text = _CONTROL.sub("\ufffd", text)
-    env = _Env(users=_existing_users(_mention_candidates(text)))
+    env = _Env(users=_existing_users(_mention_candidates(text) - unlinked))
     html = CLEANER.clean(_MD.render(text, {"littlelogs": env})).rstrip("\n")
     if len(html) > RENDERED_MAX_LENGTH:
         raise RenderedTooLarge(len(html))

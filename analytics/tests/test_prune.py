@@ -127,6 +127,6 @@ def test_it_prints_zeroes_when_there_is_nothing_to_prune(db):
             "Deleted 0 expired export files, 0 old bot hits, 0 visitor paths and 0 past days' salts; "
             "0 interrupted exports queued again or failed."
         ),
-        "Retention deleted 0 events, 0 hits and 0 log messages.",
+        "Retention deleted 0 events, 0 finished tasks, 0 hits and 0 log messages.",
         "0 interrupted deletions queued again.",
     ]

@@ -123,7 +123,13 @@ def test_the_operator_sees_fixes_and_retries_a_failure_in_the_admin(sites, admin
     roll_up()
     assert pageviews(alice_site) == 2
     assert StatDay.objects.get(site=alice_site, kind="campaigns").name == "spring-sale"
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "rollups": "ok", "geoip": "ok"}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "database": "ok",
+        "partitions": "ok",
+        "rollups": "ok",
+        "geoip": "ok",
+    }
 
 
 def test_the_worker_retries_a_failure_every_rollup_retry_seconds(sites, settings):

@@ -15,6 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from events.models import Event, LogMessage, SavedSearch
+from events.rollups import roll_up
 from logsvc.models import ApiKey, User
 
 ARTIFACTS = Path(settings.BASE_DIR) / "var" / "test-artifacts"
@@ -86,7 +87,7 @@ def no_sideways_scrolling(page: Page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_server):
+def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_server, settings):
     base = live_server.url
     _, key = dana
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -99,7 +100,20 @@ def test_a_person_searches_opens_follows_traces_and_saves(dana, page, live_serve
     expect(page.locator("#log-rows .log-item")).to_have_count(50)
     expect(page.locator("body")).not_to_contain_text("erin")
     expect(page.locator("#chart h2")).to_contain_text("60 messages")  # the histogram, fetched after the page
+    roll_up()  # the worker's fold: the same chart, from the counts now
+    page.reload()
+    expect(page.locator("#chart h2")).to_contain_text("60 messages")
+    expect(page.locator("#chart svg .s-error")).not_to_have_count(0)
     shot(page, "explorer-logs")
+
+    # A search's chart is counted from its rows, the newest so many at most: the bars before those are grey
+    settings.EXPLORER_HISTOGRAM_MAX_ROWS = 8
+    page.goto(base + "/logs/?q=payment")
+    expect(page.locator("#chart h2")).to_contain_text("More than")
+    expect(page.locator("#chart .chart-note")).to_contain_text("Narrow the range")
+    expect(page.locator("#chart svg .uncounted")).not_to_have_count(0)
+    shot(page, "explorer-histogram-capped")
+    settings.EXPLORER_HISTOGRAM_MAX_ROWS = 50_000
 
     # Search: the words found are marked
     page.fill("input[name=q]", "payment failed")

@@ -184,4 +184,10 @@ def test_the_tail_answers_what_is_newer_than_the_cursor_with_the_filters(web, al
     assert answer["ids"] == [new.pk, first.pk]
     assert "a new one" in answer["html"] and "charlie" not in answer["html"]
     assert answer["cursor"] != cursor.group(1)
+    # What the page has already is not drawn again: only the ids of the window are
+    again = web.get(f"/logs/tail?application=shop&after={answer['cursor']}&seen={new.pk},{first.pk}").json()
+    assert again["ids"] == [new.pk] and again["html"].strip() == "" and again["cursor"] == answer["cursor"]
+    late = add(alice, 0, message="late", application="shop")
+    again = web.get(f"/logs/tail?application=shop&after={answer['cursor']}&seen={new.pk},x,").json()
+    assert again["ids"] == [late.pk, new.pk] and "late" in again["html"] and "a new one" not in again["html"]
     assert web.get("/logs/tail?after=bad").status_code == 400

@@ -110,5 +110,5 @@ def test_nothing_is_deleted_without_rules(alice):
     message(alice, 5000, DEBUG)
     event(alice, 5000)
     run = run_worker()
-    assert run.deleted == {"log messages": 0, "events": 0, "hits": 0}
+    assert run.deleted == {"finished tasks": 0, "log messages": 0, "events": 0, "hits": 0}
     assert LogMessage.objects.count() == Event.objects.count() == 1

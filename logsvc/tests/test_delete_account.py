@@ -365,3 +365,33 @@ def test_its_rate_limit_windows_in_redis_go_too(settings, db):
         assert [bool(client.exists(name)) for name in mine + others] == [False, False, True, True]
     finally:
         client.delete(*others)
+
+
+def test_others_words_that_mention_the_account_keep_their_text_but_lose_the_link(
+    zelda, bob, django_capture_on_commit_callbacks
+):
+    log = services.create_log(user=bob, markdown=f"pairing with @{ZELDA} and @bob today")
+    comment = services.add_comment(log=log, user=bob, markdown=f"@{ZELDA} thanks")
+    assert f'href="/{ZELDA}"' in log.content and f'href="/{ZELDA}"' in comment.content
+
+    client = Client()
+    client.force_login(zelda)
+    client.post("/accounts/delete/", {"confirm": ZELDA})
+    run_worker(django_capture_on_commit_callbacks)
+
+    log.refresh_from_db()
+    comment.refresh_from_db()
+    # bob's Markdown is his and stays as he wrote it; the HTML no longer links to a profile that is gone (and
+    # whose name a new account could take), while his own mention of himself keeps its link
+    assert log.markdown == f"pairing with @{ZELDA} and @bob today"
+    assert log.content == f'<p>pairing with @{ZELDA} and <a class="content-user" href="/bob">@bob</a> today</p>'
+    assert comment.content == f"<p>@{ZELDA} thanks</p>"
+    assert list(log.mentions.values_list("username", flat=True)) == ["bob"]
+    assert not comment.mentions.exists()
+    # her name is left nowhere but in bob's own words
+    assert sorted(what_names(ZELDA_ID, [ZELDA, ZELDA_EMAIL])) == [
+        "social_comment.content",
+        "social_comment.markdown",
+        "social_log.content",
+        "social_log.markdown",
+    ]

@@ -177,7 +177,7 @@ def test_it_reports_health(client, db):
     r = client.get("/healthz")
     assert r.status_code == 200
     assert r.json()["status"] == "ok"
-    assert r.json() == {"status": "ok", "database": "ok", "rollups": "ok", "geoip": "ok"}
+    assert r.json() == {"status": "ok", "database": "ok", "partitions": "ok", "rollups": "ok", "geoip": "ok"}
     assert "no-cache" in r["Cache-Control"]
 
 

@@ -21,7 +21,7 @@ def test_it_runs_what_each_app_registered(db, monkeypatch):
         "Deleted 0 expired idempotency records and 0 rate-limit windows.",
         "Deleted 3 old things.",
         "Kept all.",
-        "Retention deleted 0 events, 0 hits and 0 log messages.",
+        "Retention deleted 0 events, 0 finished tasks, 0 hits and 0 log messages.",
         "0 interrupted deletions queued again.",
     ]
 

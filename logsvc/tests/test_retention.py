@@ -70,7 +70,7 @@ def test_the_workers_pass_queues_the_next_one(alice, settings):
 def test_prune_prints_what_retention_deleted(alice):
     LogRetention.objects.create(owner=alice, days=30)
     old_messages(alice, 4)
-    assert "Retention deleted 0 events, 0 hits and 4 log messages." in prune().splitlines()
+    assert "Retention deleted 0 events, 0 finished tasks, 0 hits and 4 log messages." in prune().splitlines()
     assert RetentionRun.objects.get().trigger == "prune"
     assert len(waiting()) == 1
 
@@ -85,7 +85,7 @@ def test_a_failing_purge_is_recorded_with_what_came_before_it(alice, monkeypatch
     out = prune()
     assert "(stopped by an error: RuntimeError: disk on fire)" in out
     run = RetentionRun.objects.get()
-    assert run.deleted == {"log messages": 2, "events": 0, "hits": 0}
+    assert run.deleted == {"finished tasks": 0, "log messages": 2, "events": 0, "hits": 0}
     assert run.error == "RuntimeError: disk on fire" and run.finished_at is not None
 
 
@@ -95,7 +95,7 @@ def test_the_admin_shows_each_pass(admin_client, alice):
     prune()
     r = admin_client.get("/admin/logsvc/retentionrun/")
     assert r.status_code == 200
-    assert "0 events, 0 hits and 5 log messages" in r.content.decode()
+    assert "0 events, 0 finished tasks, 0 hits and 5 log messages" in r.content.decode()
     assert admin_client.get("/admin/logsvc/retentionrun/add/").status_code == 403
     r = admin_client.get("/admin/events/logretention/")
     assert r.status_code == 200 and "alice" in r.content.decode()
@@ -119,3 +119,36 @@ def test_a_rule_saved_in_the_admin_queues_the_passes(admin_client, alice):
     assert len(waiting()) == 1
     run = RetentionRun.objects.create(trigger="prune", deleted={"hits": 3})
     assert admin_client.get(f"/admin/logsvc/retentionrun/{run.pk}/change/").status_code == 200
+
+
+def test_the_workers_finished_tasks_are_forgotten_after_their_days(db, settings):
+    now = timezone.now()
+
+    def result(status: str, days_ago: float | None) -> DBTaskResult:
+        finished = None if days_ago is None else now - timedelta(days=days_ago)
+        return DBTaskResult.objects.create(
+            status=status,
+            finished_at=finished,
+            run_after=now - timedelta(days=40),
+            args_kwargs={"args": [], "kwargs": {}},
+            task_path="analytics.tasks.roll_up",
+            backend_name="default",
+        )
+
+    kept = [
+        result("SUCCESSFUL", settings.TASK_RESULTS_DAYS - 0.1),
+        result("FAILED", settings.TASK_FAILURES_DAYS - 0.1),
+        result("FAILED", settings.TASK_RESULTS_DAYS + 1),  # a failure stays longer, for the operator
+        result("READY", None),
+        result("RUNNING", None),
+    ]
+    for _ in range(3):
+        result("SUCCESSFUL", settings.TASK_RESULTS_DAYS + 0.1)
+    result("FAILED", settings.TASK_FAILURES_DAYS + 0.1)
+    settings.RETENTION_BATCH = 2  # several batches
+
+    assert "Retention deleted 0 events, 4 finished tasks, 0 hits and 0 log messages." in prune().splitlines()
+    remaining = set(
+        DBTaskResult.objects.exclude(task_path=retention.run_retention.module_path).values_list("pk", flat=True)
+    )
+    assert remaining == {task.pk for task in kept}

@@ -11,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from tqdm import tqdm
 
-from analytics.models import ROLLUP_MODELS, Domain, Path, Site
+from analytics.models import ROLLUP_MODELS, Domain, Hit, Path, Site
 from analytics.rollups import roll_up
 from analytics.services import HIT_COLUMNS
+from logsvc import partitions
 from logsvc.models import User
 
 CHUNK = 100_000
@@ -60,6 +61,12 @@ class Command(BaseCommand):
         weights = [1 / (rank + 1) ** 1.1 for rank in range(len(path_ids))]  # Zipf: the front page, a few posts
         now = datetime.now(UTC)
         span = days * 86_400
+        # The months of the hits get their partitions first, as an import's do (logsvc.partitions).
+        month, last = partitions.month_of(now - timedelta(seconds=span + 1)), partitions.month_of(now)
+        months = [month]
+        while months[-1] < last:
+            months.append(partitions.add_months(months[-1], 1))
+        partitions.ensure(Hit._meta.db_table, months)
         sql = f"COPY analytics_hit ({', '.join(HIT_COLUMNS)}) FROM STDIN"
         with tqdm(total=hits, unit="hits", unit_scale=True, desc="hits") as bar:
             for start in range(0, hits, CHUNK):

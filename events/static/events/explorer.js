@@ -1,5 +1,6 @@
 // The explorer's few behaviours: copy a link, and follow /logs/ live by polling its tail with the newest
-// message's cursor (every 1.5 s while the switch is on and the list's top is in view; no connection held open).
+// message's cursor and the ids it already has (every 1.5 s while the switch is on and the list's top is in view;
+// no connection held open).
 (function () {
   "use strict";
   var POLL_MS = 1500;
@@ -38,6 +39,7 @@
     if (!toggle || !list) return;
     var state = document.getElementById("follow-state");
     var cursor = toggle.getAttribute("data-cursor");
+    var seen = "";  // the ids of the last answer: the server draws only the messages the page does not have
     var timer = null;
     var busy = false;
 
@@ -55,11 +57,12 @@
       if (!atTop() || document.hidden) { say(document.hidden ? "" : "paused while you scroll"); return; }
       busy = true;
       var query = toggle.getAttribute("data-query");
-      var url = toggle.getAttribute("data-tail") + "?" + (query ? query + "&" : "") + "after=" + encodeURIComponent(cursor || "");
+      var url = toggle.getAttribute("data-tail") + "?" + (query ? query + "&" : "") + "after=" + encodeURIComponent(cursor || "") + (seen ? "&seen=" + seen : "");
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) { if (!response.ok) throw new Error(response.status); return response.json(); })
         .then(function (answer) {
           cursor = answer.cursor || cursor;
+          seen = answer.ids.join(",");
           var holder = document.createElement("ol");
           holder.innerHTML = answer.html;
           var fresh = Array.prototype.filter.call(holder.children, function (item) {

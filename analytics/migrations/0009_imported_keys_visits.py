@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0007_site_data_retention_site_hits_deleted_before'),
+        ('analytics', '0008_partition_hits'),
     ]
 
     operations = [
