@@ -212,7 +212,10 @@ def path_days(site: Site, rng: Range, path_ids: list[int]) -> dict[int, tuple[li
     )
     for pk, day, visitors, pageviews in rows:
         n = (day - rng.start).days
-        series[pk][0][n], series[pk][1][n] = int(visitors), int(pageviews)
+        # PostgreSQL's zone data and Python's can disagree (a zone whose rules changed, as Alberta's in 2026, on a
+        # server with newer data): an hour within the bounds may then fall on a day outside the range there.
+        if 0 <= n < length:
+            series[pk][0][n], series[pk][1][n] = int(visitors), int(pageviews)
     return series
 
 
