@@ -9,8 +9,6 @@ either; with Redis they are an INCR there, before the hit joins a batch.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,17 +175,6 @@ async def _first_visits(
 
 hits_batcher = GroupCommit(write_hits, name="hits")
 
-_background: set[asyncio.Task] = set()
-
-
-def _schedule_roll_up() -> None:
-    """rollups.schedule_roll_up after a commit, off the event loop, when this process's next slot is due."""
-    if time.monotonic() < rollups._next_slot:
-        return
-    task = asyncio.get_running_loop().create_task(run_sync(rollups.schedule_roll_up))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
 
 def gif(status: int, request: AsgiRequest, reason: str = "", usage: ratelimit.Usage | None = None) -> tuple:
     headers = [
@@ -261,7 +248,7 @@ async def _answer(request: AsgiRequest) -> tuple | None:
         if not usage.allowed:
             return too_many(request, item, usage)
     if item.hits:
-        _schedule_roll_up()
+        rollups.schedule_roll_up.from_event_loop()
     return gif(status, request, reason, usage)
 
 
@@ -309,7 +296,7 @@ async def post_count(request: AsgiRequest, receive: Receive, send: Send) -> bool
                 await send_response(send, *throttled(request, "goatcounter", usage, COUNT_VIEW_HEADERS))
                 return True
     if item.hits:
-        _schedule_roll_up()
+        rollups.schedule_roll_up.from_event_loop()
     headers = [("Content-Type", "application/json"), *COUNT_VIEW_HEADERS, *rate_headers(usage)]
     if batch.filtered:
         headers.append(("X-Goatcounter-Filter", ", ".join(batch.filtered)))

@@ -12,7 +12,6 @@ and for days in another zone. A site whose time zone changes has its days rebuil
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -36,6 +35,7 @@ from analytics.models import (
     StatDay,
 )
 from analytics.tasks import advisory_lock, last_committed_hit_id
+from logsvc.nudge import Nudge
 
 logger = logging.getLogger(__name__)
 
@@ -253,30 +253,8 @@ def roll_up_hits() -> int:
     return roll_up()
 
 
-# When (time.monotonic()) the rollup this process last asked for may start: it folds in every hit committed
-# before then.
-_next_slot = 0.0
-
-
-def schedule_roll_up() -> None:
-    """Ask the worker to fold in the hit just committed: at most one rollup per ROLLUP_INTERVAL_SECONDS per
-    process, so a stream of hits costs one queue row a second, not one per hit.
-
-    A hit that comes while the last rollup asked for may not have started yet is left to it. A later one gets
-    a rollup deferred to the next free slot, so the last hits of a burst (or of a quiet site) reach the stats
-    within the interval too, not whenever this process happens to store the next hit.
-    """
-    global _next_slot
-    now = time.monotonic()
-    if now < _next_slot:
-        return
-    slot = max(now, _next_slot + settings.ROLLUP_INTERVAL_SECONDS)
-    try:
-        roll_up_hits.using(run_after=timezone.now() + timedelta(seconds=slot - now)).enqueue()
-    except Exception:  # the hits are stored; the next request (or manage.py rollup) schedules it again
-        logger.exception("Could not schedule the rollup of new hits")
-        return
-    _next_slot = slot
+# New hits reach the stats within about ROLLUP_INTERVAL_SECONDS (logsvc.nudge); manage.py rollup folds them too.
+schedule_roll_up = Nudge(roll_up_hits, "ROLLUP_INTERVAL_SECONDS", "the rollup of new hits")
 
 
 def rebuild_days(site: Site) -> None:

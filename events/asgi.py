@@ -11,7 +11,6 @@ is counted here and answered here, as Django would answer it.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,7 @@ from events.models import Event, LogMessage, new_uid
 from events.services import EVENT_COPY_COLUMNS
 from events.validation import clean_event, clean_log_message
 from logsvc import ratelimit
-from logsvc.asgi import AsgiRequest, Receive, Send, run_sync, security_headers, send_response
+from logsvc.asgi import AsgiRequest, Receive, Send, security_headers, send_response
 from logsvc.groupcommit import GroupCommit, Unavailable
 from logsvc.hotpath import count_rate, item_usage, note_use, rate_headers, read_json_post, throttled, unavailable
 
@@ -92,15 +91,6 @@ async def write_items(conn: psycopg.AsyncConnection, items: list[Item]) -> list[
 
 ingest_batcher = GroupCommit(write_items, name="ingest")
 
-_background: set[asyncio.Task] = set()
-
-
-def _schedule_roll_up() -> None:
-    """rollups.schedule_roll_up after a commit, off the event loop (as analytics.pixel does for hits)."""
-    task = asyncio.get_running_loop().create_task(run_sync(rollups.schedule_roll_up))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
 
 async def post_log_message(request: AsgiRequest, receive: Receive, send: Send) -> bool:
     return await _post(request, receive, send, "logster", "logs:write")
@@ -138,8 +128,7 @@ async def _post(request: AsgiRequest, receive: Receive, send: Send, family: str,
         if not usage.allowed:
             await send_response(send, *throttled(request, family, usage, VIEW_HEADERS))
             return True
-    if rollups.due():
-        _schedule_roll_up()
+    rollups.schedule_roll_up.from_event_loop()
     if family == "logster":
         headers = [("Content-Type", "application/json"), *VIEW_HEADERS]
         status, body = 200, orjson.dumps({"MessageId": str(message_id)})

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.tasks import task
 from django.utils import timezone
 
 from events.models import Event, EventCount, LogCount, LogMessage, RollupCursor
+from logsvc.nudge import Nudge
 from logsvc.partitions import Partition
 
 logger = logging.getLogger(__name__)
@@ -166,30 +166,9 @@ def roll_up_explorer() -> dict[str, int]:
     return roll_up()
 
 
-# When (time.monotonic()) the fold this process last asked for may start: it folds in every row committed before then.
-_next_slot = 0.0
-
-
-def schedule_roll_up() -> None:
-    """Ask the worker to fold in the rows just committed: at most one fold per EXPLORER_ROLLUP_SECONDS per process
-    (a stream of messages costs one queue row per interval, not one per message), and the last rows of a burst get a
-    fold deferred to the next free slot (as analytics.rollups.schedule_roll_up)."""
-    global _next_slot
-    now = time.monotonic()
-    if now < _next_slot:
-        return
-    slot = max(now, _next_slot + settings.EXPLORER_ROLLUP_SECONDS)
-    try:
-        roll_up_explorer.using(run_after=timezone.now() + timedelta(seconds=slot - now)).enqueue()
-    except Exception:  # the rows are stored; the histogram counts what is not folded yet directly
-        logger.exception("Could not schedule the explorer's rollup")
-        return
-    _next_slot = slot
-
-
-def due() -> bool:
-    """Whether this process would ask for a fold now (a cheap check for the hot path)."""
-    return time.monotonic() >= _next_slot
+# Stored rows are folded in within about EXPLORER_ROLLUP_SECONDS (logsvc.nudge); until then the histogram counts
+# them from the table.
+schedule_roll_up = Nudge(roll_up_explorer, "EXPLORER_ROLLUP_SECONDS", "the explorer's rollup")
 
 
 def forget_month(partition: Partition, cursor: Any) -> None:

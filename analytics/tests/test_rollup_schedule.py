@@ -26,7 +26,7 @@ def _setup(settings, monkeypatch):
     settings.ALLOWED_HOSTS = ["*"]
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "goatcounter-pixel": ""}
     settings.ROLLUP_INTERVAL_SECONDS = INTERVAL  # long, so nothing here depends on how fast the host is
-    monkeypatch.setattr(rollups, "_next_slot", 0.0)  # this process has asked for no rollup yet
+    monkeypatch.setattr(rollups.schedule_roll_up, "next_slot", 0.0)  # this process has asked for no rollup yet
     # The worker drops connections not in autocommit between tasks, which would end the test's transaction.
     monkeypatch.setattr(db_worker, "close_old_connections", lambda: None)
     sites.forget_pixel_sites()

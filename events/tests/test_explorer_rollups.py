@@ -298,7 +298,7 @@ def test_a_fold_never_passes_an_id_handed_out_but_not_yet_committed_and_holds_up
 
 @pytest.mark.django_db(transaction=True)
 def test_stored_rows_ask_the_worker_for_a_fold(alice, monkeypatch):
-    monkeypatch.setattr(rollups, "_next_slot", 0.0)
+    monkeypatch.setattr(rollups.schedule_roll_up, "next_slot", 0.0)
     client = client_with_key(make_key(alice))
     queued = DBTaskResult.objects.filter(task_path="events.rollups.roll_up_explorer")
     assert client.post("/api/v1/events", [{"name": "a"}, {"name": "b"}], format="json").status_code == 201
