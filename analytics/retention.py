@@ -28,17 +28,9 @@ from logsvc import partitions, retention
 from logsvc.partitions import Partition
 
 
-def _mark_deleted_before(site: Site, cutoff: datetime) -> None:
-    """First, so that rebuild_days() never recounts a day from hits that are (being) deleted."""
-    Site.objects.filter(pk=site.pk).filter(Q(hits_deleted_before=None) | Q(hits_deleted_before__lt=cutoff)).update(
-        hits_deleted_before=cutoff
-    )
-
-
 def purge_site_hits(site: Site, cutoff: datetime) -> int:
-    """Delete the site's rolled-up hits from before cutoff; returns how many."""
+    """Delete the site's rolled-up hits from before cutoff (its hits_deleted_before set already); returns how many."""
     upto = RollupState.objects.filter(name="hits").values_list("last_hit_id", flat=True).first() or 0
-    _mark_deleted_before(site, cutoff)
     # created_at < cutoff in the walk too: the months after the cut are not read at all.
     sql = f"""
         WITH batch AS (
@@ -91,8 +83,12 @@ def purge_hits(now: datetime) -> int:
     sites = list(Site.objects.filter(data_retention__gt=0).order_by("pk"))
     if not sites:
         return 0
+    # First, so that rebuild_days() never recounts a day from hits that are (being) deleted.
     for site in sites:
-        _mark_deleted_before(site, now - timedelta(days=site.data_retention))
+        cutoff = now - timedelta(days=site.data_retention)
+        Site.objects.filter(pk=site.pk).filter(Q(hits_deleted_before=None) | Q(hits_deleted_before__lt=cutoff)).update(
+            hits_deleted_before=cutoff
+        )
     upto = RollupState.objects.filter(name="hits").values_list("last_hit_id", flat=True).first() or 0
     latest_cut = now - timedelta(days=min(site.data_retention for site in sites))
     deleted = partitions.drop_before(
