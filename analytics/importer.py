@@ -12,16 +12,19 @@ A server log's IP is used for the visitor hash of its hit's day (services.visito
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import glob
 import gzip
 import hashlib
 import io
+import multiprocessing
 import operator
 import os
 import queue
 import re
+import signal
 import threading
 import time
 import uuid
@@ -30,19 +33,20 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta, timezone
+from multiprocessing.connection import Connection
 from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.utils import timezone as tz
 
 from analytics import hitinfo, sites
 from analytics.models import BotHit, Hit, ImportedKeys, ImportedRow, ImportedVisits, Site
 from analytics.rollups import schedule_roll_up
-from analytics.services import CleanHit, record_hits, visitor_hash
+from analytics.services import CleanHit, record_hits, todays_salt, visitor_hash
 from analytics.tasks import CSV_HEADER, FORMULA
-from analytics.validation import HitError, Ignored, clean_ip, finish_hit
+from analytics.validation import HitError, Ignored, clean_ip, finish_agent, finish_page
 from logsvc import partitions
 from logsvc.db import prepared_cursor
 
@@ -77,6 +81,15 @@ FIELD_PATTERNS = {
     "datetime": ".+?",
     "date": ".+?",
     "time": ".+?",
+}
+# The lazy fields of the named formats (LOG_FORMATS) as classes that end where the format's next text begins: in
+# each, $ignore is followed by " [", $datetime by "]", $path by " ", $referrer and $user_agent by a quote.
+FAST_FIELDS = {
+    "ignore": r"[^\[]*?",
+    "datetime": r"[^\]]+",
+    "path": r"/[^ ]*",
+    "referrer": r'[^"]*',
+    "user_agent": r'[^"]*',
 }
 EXCLUDE_FIELDS: tuple[str, ...] = ("host", "remote_addr", "method", "status", "http", "path", "query", "referrer")
 EXCLUDE_FIELDS += ("user_agent", "content_type")
@@ -341,6 +354,25 @@ def _iso_time(value: str) -> datetime:
 # --- Formats ---------------------------------------------------------------------------------------------------------
 
 
+def _format_regex(template: str, patterns: dict[str, str]) -> tuple[re.Pattern[str], list[str]]:
+    """A format's regex, with what each $name matches taken from patterns, and its names in order."""
+    names: list[str] = []
+
+    def group(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name not in FIELD_PATTERNS:
+            raise ImportError_(f"unknown format specifier ${name}; the names are {', '.join(FIELD_PATTERNS)}")
+        pattern = patterns.get(name, FIELD_PATTERNS[name])
+        if name == "ignore":
+            return pattern
+        if name in names:
+            return f"(?P={name})"
+        names.append(name)
+        return f"(?P<{name}>{pattern})"
+
+    return re.compile("^" + re.sub(r"\\\$([a-z_]+)", group, re.escape(template)) + "$"), names
+
+
 def log_parser(fmt: str, datetime_layout: str = "") -> Callable[[str], dict[str, str]]:
     """A parser of lines in a GoatCounter format name or log:<format>; each line as a dict of its $names."""
     template = fmt[4:] if fmt.startswith("log:") else LOG_FORMATS.get(fmt)
@@ -348,32 +380,26 @@ def log_parser(fmt: str, datetime_layout: str = "") -> Callable[[str], dict[str,
         raise ImportError_(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not datetime_layout:
         datetime_layout = CLF_TIME if fmt in LOG_FORMATS else "rfc3339"
-    names: list[str] = []
-
-    def group(found: re.Match[str]) -> str:
-        name = found.group(1)
-        if name not in FIELD_PATTERNS:
-            raise ImportError_(f"unknown format specifier ${name}; the names are {', '.join(FIELD_PATTERNS)}")
-        if name == "ignore":
-            return FIELD_PATTERNS[name]
-        if name in names:
-            return f"(?P={name})"
-        names.append(name)
-        return f"(?P<{name}>{FIELD_PATTERNS[name]})"
-
-    regex = re.compile("^" + re.sub(r"\\\$([a-z_]+)", group, re.escape(template)) + "$")
+    regex, names = _format_regex(template, FIELD_PATTERNS)
     if not {"path", "url"} & set(names):
         raise ImportError_("the format needs $path or $url")
+    # A named format's line is tried first with each lazy field as a class that stops where the text after it
+    # begins (FAST_FIELDS): a seventh of the time. Where that pattern matches, the lazy one matches alike, as each
+    # of its lazy fields ends at the first place that its next text starts and every other field has one possible
+    # end; a line that it does not match (a quote inside a user agent) is matched the lazy way.
+    fast = _format_regex(template, FAST_FIELDS)[0].match if fmt in LOG_FORMATS else None
     parse_time = time_parser(datetime_layout)
     match = regex.match
 
     def parse(line: str) -> dict[str, str]:
-        found = match(line)
+        found = (fast and fast(line)) or match(line)
         if found is None:
             raise BadLine(f"does not match the format {template!r}")
         entry = found.groupdict()
         if "-" in entry.values():  # GoatCounter's "no value"
-            entry = {name: ("" if value == "-" else value) for name, value in entry.items()}
+            for name, value in entry.items():
+                if value == "-":
+                    entry[name] = ""  # a value replaced, no key added: the loop goes on over the same items
         if url := entry.pop("url", ""):
             rest = url.split("://", 1)[-1]
             host, slash, path = rest.partition("/")
@@ -420,7 +446,11 @@ def caddy_parser(line: str) -> dict[str, Any]:
     }
 
 
-_HIT_VALUES = operator.attrgetter(*(item.name for item in fields(CleanHit)))  # a CleanHit's values, in order
+# LogHits.hit builds CleanHits by position: a field added or moved must be added there too
+assert [item.name for item in fields(CleanHit)] == [
+    "path", "title", "event", "ref", "ref_scheme", "campaign", "browser", "system", "size", "location", "language",
+    "bot", "user_agent", "visitor", "created_at", "first_visit", "visitor_day",
+], "CleanHit's fields changed: update LogHits.hit"  # fmt: skip
 
 
 class LogHits:
@@ -434,8 +464,11 @@ class LogHits:
         self.excluded = excluder(self.excludes)
         self.site_id, self.site_hosts = site.pk, sites.site_hosts(site)
         self.ignore_ips = frozenset(site.ignore_ips)
-        # A log repeats its pages, referrers, user agents and visitors: each is worked out once (bounded caches)
-        self.finished = functools.lru_cache(maxsize=CACHE_SIZE)(self._finished)
+        # A log repeats its pages with their referrers, its user agents and its visitors: each is worked out once
+        # (bounded caches; a page's and a user agent's apart, as their pairs are many more)
+        self.page = functools.lru_cache(maxsize=CACHE_SIZE)(self._page)
+        self.agent = functools.lru_cache(maxsize=CACHE_SIZE)(self._agent)
+        self.language = functools.lru_cache(maxsize=256)(hitinfo.parse_language)
         self.visitor = functools.lru_cache(maxsize=CACHE_SIZE)(self._visitor)
         self.today = Today()
 
@@ -460,37 +493,33 @@ class LogHits:
         created = entry.get("time")
         if not isinstance(created, datetime):
             raise BadLine("has no time ($datetime, or $date and $time)")
-        user_agent = entry.get("user_agent", "")
-        hit = CleanHit(*self.finished(path, entry.get("referrer", ""), query, user_agent, entry.get("language", "")))
+        path, ref, scheme, campaign = self.page(path, entry.get("referrer", ""), query)
+        user_agent, browser, system, bot = self.agent(entry.get("user_agent", ""))
+        language = self.language(language) if (language := entry.get("language", "")) else ""
         day: date | None = created.date()
         if day == self.today():
             day = None  # today's hash, as the pixel's: VisitorPath finds its first visit
-        hit.visitor = self.visitor(ip, user_agent, day)
-        hit.visitor_day = day
-        hit.created_at = created
-        return hit
+        # CleanHit's fields in order (a fifth of the time of keywords): path, title, event, ref, ref_scheme,
+        # campaign, browser, system, size, location, language, bot, user_agent, visitor, created_at, first_visit
+        return CleanHit(
+            path, "", False, ref, scheme, campaign, browser, system, None, "", language, bot, user_agent,
+            self.visitor(ip, user_agent, day), created, None, day,
+        )  # fmt: skip
 
-    def _finished(self, path: str, referrer: str, query: str, user_agent: str, language: str) -> tuple[Any, ...]:
-        """What a line's hit has of its path, referrer, user agent and language (the API's hit finishing), as
-        CleanHit's arguments: a new CleanHit of them is a fifth of the time of a copy."""
-        user_agent = hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT)
-        hit = finish_hit(
-            path=hitinfo.clip(path, hitinfo.MAX_PATH),
-            event=False,
-            title="",
-            ref=hitinfo.clip(referrer, hitinfo.MAX_REF),
-            query=query,
-            site_hosts=self.site_hosts,
-            user_agent=user_agent,
-            bot=hitinfo.detect_bot(user_agent) if user_agent else 0,
-            size=None,
-            location="",
-            language=hitinfo.parse_language(language),
+    def _page(self, path: str, referrer: str, query: str) -> tuple[str, str, str, str]:
+        """A line's path, referrer, referrer scheme and campaign, as the API's hit finishing has them."""
+        return finish_page(
+            hitinfo.clip(path, hitinfo.MAX_PATH), False, hitinfo.clip(referrer, hitinfo.MAX_REF), query, self.site_hosts
         )
-        return _HIT_VALUES(hit)
+
+    @staticmethod
+    def _agent(user_agent: str) -> tuple[str, str, str, int]:
+        """A line's user agent (clipped as stored), browser, system and bot category."""
+        user_agent = hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT)
+        return user_agent, *finish_agent(user_agent), hitinfo.detect_bot(user_agent) if user_agent else 0
 
     def _visitor(self, ip: str, user_agent: str, day: date | None) -> uuid.UUID:
-        return visitor_hash(self.site_id, ip=ip, user_agent=hitinfo.clip(user_agent, hitinfo.MAX_USER_AGENT), day=day)
+        return visitor_hash(self.site_id, ip=ip, user_agent=user_agent, day=day)
 
 
 class Today:
@@ -622,7 +651,17 @@ def text_lines(text: Iterable[str], first: int = 1) -> Iterator[tuple[int, str, 
 class Importer:
     """Reads lines into batches and stores them; import_file() for a whole file, feed()/flush() for --follow."""
 
-    def __init__(self, site: Site, fmt: str, *, excludes: list[str] | None = None, datetime_layout: str = "") -> None:
+    def __init__(
+        self,
+        site: Site,
+        fmt: str,
+        *,
+        excludes: list[str] | None = None,
+        datetime_layout: str = "",
+        reader_process: bool = False,
+    ) -> None:
+        """reader_process: import_file() reads and parses a file in a process of its own, forked from this one,
+        while this one stores: each has its own GIL (manage.py import_hits; a worker's thread keeps to threads)."""
         if fmt == "csv":
             if excludes:
                 raise ImportError_("--exclude is for server logs; a CSV export holds only counted hits")
@@ -634,7 +673,8 @@ class Importer:
         self.keys = RowKeys()
         self.summary = Summary()
         self.batch: list[tuple[int, CleanHit]] = []
-        self.writer = Writer(site, self.summary)
+        self.writer: Writer | Sender = Writer(site, self.summary)
+        self.reader_process = reader_process
 
     def feed(self, number: int, key_text: str, line: Any) -> None:
         summary = self.summary
@@ -653,12 +693,6 @@ class Importer:
         except Ignored:
             summary.excluded += 1
             return
-        created = hit.created_at
-        if created is not None:
-            if summary.first is None or created < summary.first:
-                summary.first = created
-            if summary.last is None or created > summary.last:
-                summary.last = created
         self.batch.append((self.keys.key(key_text), hit))
         if len(self.batch) >= BATCH:
             self.flush()
@@ -667,12 +701,22 @@ class Importer:
         """Hand the batch to the writer; wait: until everything handed over is stored."""
         if self.batch:
             batch, self.batch = self.batch, []
+            summary = self.summary
+            if times := [hit.created_at for _, hit in batch if hit.created_at is not None]:
+                first, last = min(times), max(times)
+                summary.first = first if summary.first is None else min(summary.first, first)
+                summary.last = last if summary.last is None else max(summary.last, last)
             self.writer.submit(batch)
         if wait:
             self.writer.drain()
 
     def import_file(self, source: BinaryIO, progress: Callable[[int, int], None] | None = None) -> Summary:
         """Import a whole file (gzip'd or not); progress(bytes of source read, lines) after each batch."""
+        if self.reader_process and not connection.in_atomic_block and _has_fileno(source):
+            return self._import_from_reader(source, progress)
+        return self._read(source, progress)
+
+    def _read(self, source: BinaryIO, progress: Callable[[int, int], None] | None) -> Summary:
         text, raw = open_input(source)
         rows = csv_rows(text) if self.fmt == "csv" else text_lines(text)
         done = 0
@@ -689,6 +733,117 @@ class Importer:
         if progress is not None:
             progress(_position(raw), self.summary.lines)
         return self.summary
+
+    def _import_from_reader(self, source: BinaryIO, progress: Callable[[int, int], None] | None) -> Summary:
+        """import_file() with the reading and parsing in a forked process, which sends each batch here to be stored
+        (storing here, parsing there: two GILs, where a thread for each shares one and takes turns)."""
+        context = multiprocessing.get_context("fork")
+        todays_salt()  # the reader hashes visitors under today's salt, which this process has now
+        # The reader must not share this process's database connections (their sockets would be both's): they are
+        # closed before the fork and opened again here when the first batch comes
+        connections.close_all()
+        receive, send = context.Pipe(duplex=False)
+        reader = context.Process(target=self._read_for, args=(source, send), name="import-reader", daemon=True)
+        reader.start()
+        send.close()
+        failure: ImportError_ | None = None
+        try:
+            while True:
+                try:
+                    message = receive.recv()
+                except EOFError:
+                    failure = ImportError_(
+                        f"the reading process stopped after line {self.summary.lines} (killed?); what it had read "
+                        "is stored, and importing the file again adds the rest"
+                    )
+                    break
+                if message[0] == "batch":
+                    self.writer.store_now(_hits_from(message[1]))  # type: ignore[union-attr]
+                elif message[0] == "progress":
+                    self.summary.lines = message[2]
+                    if progress is not None:
+                        progress(message[1], message[2])
+                else:  # "done" or "failed", with what the reader counted
+                    for name in ("lines", "excluded", "bad", "errors", "first", "last"):
+                        setattr(self.summary, name, getattr(message[1], name))
+                    if message[0] == "failed":
+                        failure = ImportError_(message[2])
+                    break
+        finally:
+            receive.close()
+            reader.join(timeout=5)
+            if reader.is_alive():  # this process failed to store: the reader is waiting to send
+                reader.terminate()
+                reader.join()
+        if failure is not None:
+            raise failure
+        return self.summary
+
+    def _read_for(self, source: BinaryIO, send: Connection) -> None:
+        """The reader process's work: _read() with each batch sent to the parent, then the summary."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
+        self.writer = Sender(send)
+        kind, error = "done", ""
+        try:
+            self._read(source, lambda done, lines: send.send(("progress", done, lines)))
+        except ImportError_ as failure:
+            kind, error = "failed", str(failure)
+        except Exception as failure:  # noqa: BLE001 - said to the parent, which raises it
+            kind, error = "failed", f"reading the file failed after line {self.summary.lines}: {failure!r}"
+        with contextlib.suppress(OSError):  # the parent may be gone (it failed to store, or was stopped)
+            send.send((kind, self.summary, error))
+        send.close()
+
+
+def _has_fileno(source: BinaryIO) -> bool:
+    """Whether source is an operating system's file (a forked process reads it from where this one left it)."""
+    try:
+        source.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+class Sender:
+    """The reader process's writer: sends each batch to the parent, as tuples (a fifth of a CleanHit's pickling
+    time; the visitor as its number, as UUID objects take ten times as long)."""
+
+    def __init__(self, send: Connection) -> None:
+        self.send = send
+
+    def submit(self, batch: list[tuple[int, CleanHit]]) -> None:
+        rows = [(key, *_HIT_VALUES(hit)) for key, hit in batch]
+        self.send.send(
+            ("batch", [(*row[:VISITOR], _visitor_number(row[VISITOR]), *row[VISITOR + 1 :]) for row in rows])
+        )
+
+    def drain(self) -> None:
+        pass
+
+
+_HIT_VALUES = operator.attrgetter(*(item.name for item in fields(CleanHit)))  # a CleanHit's values, in order
+VISITOR = 1 + [item.name for item in fields(CleanHit)].index("visitor")  # its place in a Sender's row
+
+
+def _visitor_number(visitor: uuid.UUID | None) -> int | None:
+    return None if visitor is None else visitor.int
+
+
+def _hits_from(rows: list[tuple[Any, ...]]) -> list[tuple[int, CleanHit]]:
+    """A Sender's rows back to (key, CleanHit)."""
+    # mypy counts the stars' arguments as more than CleanHit takes; they are its fields, in order (checked above)
+    return [(row[0], CleanHit(*row[1:VISITOR], _uuid(row[VISITOR]), *row[VISITOR + 1 :])) for row in rows]  # type: ignore[call-arg]
+
+
+def _uuid(number: int | None) -> uuid.UUID | None:
+    """UUID(int=number) at a seventh of the time: what UUID's unpickling does, without the checks of its __init__
+    (the number is one that a UUID gave)."""
+    if number is None:
+        return None
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", number)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def _position(raw: BinaryIO) -> int:
@@ -746,6 +901,10 @@ class Writer:
             close_old_connections()
             connection.close()
 
+    def store_now(self, batch: list[tuple[int, CleanHit]]) -> None:
+        """Store the batch in the caller's thread (the batches of a reader process)."""
+        self._store(batch)
+
     def _store(self, batch: list[tuple[int, CleanHit]]) -> None:
         imported, bots = store(self.site, batch, self.seen)
         self.summary.imported += imported
@@ -779,8 +938,11 @@ def store(site: Site, batch: list[tuple[int, CleanHit]], seen: Seen | None = Non
     seen = seen or Seen(site.pk)
     # An import brings hits of any time, years old: their months get partitions first, so they are not left to
     # the hit table's default partition (logsvc.partitions).
-    for model, bots in ((Hit, False), (BotHit, True)):
-        partitions.ensure_covering(model._meta.db_table, (hit.created_at for _, hit in batch if bool(hit.bot) == bots))
+    times: tuple[list[datetime | None], list[datetime | None]] = ([], [])  # people's, bots'
+    for _, hit in batch:
+        times[hit.bot > 0].append(hit.created_at)
+    partitions.ensure_covering(Hit._meta.db_table, times[0])
+    partitions.ensure_covering(BotHit._meta.db_table, times[1])
     with transaction.atomic(), prepared_cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK_NAMESPACE, site.pk])
         old = _imported_before(cursor, site.pk, batch, seen)

@@ -227,16 +227,27 @@ def clean_api_hit(
     )
 
 
+def finish_page(path: str, event: bool, ref: str, query: str, site_hosts: tuple[str, ...]) -> tuple[str, str, str, str]:
+    """finish_hit's part from the page: the path cleaned (Ignored when GoatCounter drops it), the referrer, its
+    scheme and the campaign (from pageviews' query strings only, as in GoatCounter)."""
+    cleaned = hitinfo.clean_path(path, event)
+    if cleaned is None:
+        raise Ignored(path)
+    return (cleaned, *hitinfo.parse_ref(ref, "" if event else query, site_hosts))
+
+
+def finish_agent(user_agent: str) -> tuple[str, str]:
+    """finish_hit's part from the user agent: browser and system."""
+    return hitinfo.parse_user_agent(user_agent) if user_agent else ("", "")
+
+
 def finish_hit(
     *, path: str, event: bool, ref: str, query: str, site_hosts: tuple[str, ...], user_agent: str, **fields: Any
 ) -> CleanHit:
     """What both doors do alike: the path cleaned (Ignored when GoatCounter drops it), the referrer and the
     campaign (from pageviews' query strings only, as in GoatCounter), browser and system from the user agent."""
-    cleaned = hitinfo.clean_path(path, event)
-    if cleaned is None:
-        raise Ignored(path)
-    referrer, scheme, campaign = hitinfo.parse_ref(ref, "" if event else query, site_hosts)
-    browser, system = hitinfo.parse_user_agent(user_agent) if user_agent else ("", "")
+    cleaned, referrer, scheme, campaign = finish_page(path, event, ref, query, site_hosts)
+    browser, system = finish_agent(user_agent)
     return CleanHit(
         path=cleaned,
         event=event,

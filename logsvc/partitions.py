@@ -231,7 +231,13 @@ def ensure_covering(table: str, moments: Iterable[datetime | None]) -> None:
     hits): what this process already knows costs a set lookup; an unknown month a look at the catalog, and a
     missing one its creation. Not for the hot paths, which leave such rows to the default partition."""
     known = _known.setdefault(table, set())
-    missing = {month_of(moment) for moment in moments if moment is not None} - known
+    times = [moment for moment in moments if moment is not None]
+    if not times:
+        return
+    first, last = month_of(min(times)), month_of(max(times))
+    # Times of one month or two in a row (a log's batch): those two, without a look at each time
+    months = {first, last} if add_months(first, 1) >= last else {month_of(moment) for moment in times}
+    missing = months - known
     if missing:
         ensure(table, missing)
 

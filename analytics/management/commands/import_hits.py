@@ -51,7 +51,9 @@ class Command(BaseCommand):
             raise CommandError(f"No site {site!r}: create it first (manage.py createsite).") from None
         excludes = options["excludes"]
         try:
-            job = importer.Importer(target, format, excludes=excludes, datetime_layout=options["datetime"])
+            job = importer.Importer(
+                target, format, excludes=excludes, datetime_layout=options["datetime"], reader_process=not follow
+            )
         except importer.ImportError_ as error:
             raise CommandError(str(error)) from None
         if follow and (file == "-" or format == "csv"):
