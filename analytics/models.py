@@ -359,6 +359,9 @@ class PathHour(PathRollup):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["site", "hour", "path"], name="analytics_pathhour_unique")]
+        # "These paths' hours" (stats/hits, always hourly over a short range) from the index alone, as PathDay's: by
+        # the unique index it read every path's hours of the range, 160,000 rows for 14,000 at 10M hits
+        indexes = [models.Index(fields=["site", "path", "hour"], include=COUNTS, name="analytics_pathhour_path")]
 
     def __str__(self) -> str:
         return f"{self.path_id} at {self.hour}"

@@ -224,15 +224,20 @@ def path_hours(site: Site, rng: Range, path_ids: list[int]) -> dict[int, dict[da
     series: dict[int, dict[date, tuple[list[int], list[int]]]] = defaultdict(dict)
     if not path_ids:
         return series
+    # A row a path and day, its hours in arrays: a 24th of the rows to turn into Python objects (14,000 hours
+    # of 20 paths over 30 days at 10M hits). A day of a clock change has an hour twice (added) or none (a zero).
     rows = _rows(
-        f"SELECT path_id, hour AT TIME ZONE %s, visitors, pageviews FROM {PathHour._meta.db_table} "
-        "WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s",
-        [rng.tz, site.pk, path_ids, *rng.utc_bounds()],
+        f"SELECT path_id, day, array_agg(local_hour), array_agg(visitors), array_agg(pageviews) FROM ("
+        f"SELECT path_id, (hour AT TIME ZONE %s)::date AS day, extract(hour FROM hour AT TIME ZONE %s)::int AS local_hour, "
+        f"visitors, pageviews FROM {PathHour._meta.db_table} "
+        "WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s) h GROUP BY path_id, day",
+        [rng.tz, rng.tz, site.pk, path_ids, *rng.utc_bounds()],
     )
-    for path_id, local, visitors, pageviews in rows:
-        day = series[path_id].setdefault(local.date(), ([0] * 24, [0] * 24))
-        day[0][local.hour] += int(visitors)
-        day[1][local.hour] += int(pageviews)
+    for path_id, day, hours, visitors, pageviews in rows:
+        daily = series[path_id][day] = ([0] * 24, [0] * 24)
+        for hour, v, pv in zip(hours, visitors, pageviews, strict=True):
+            daily[0][hour] += v
+            daily[1][hour] += pv
     return series
 
 

@@ -156,6 +156,24 @@ def test_total_by_hour(client, site):
     assert day["hourly_pageviews"][10] == 2 and len(day["hourly"]) == 24
 
 
+def test_hits_hours_on_the_days_the_clocks_change(client, site):
+    """Berlin's clocks go back on 27 October 2030 (02:xx twice: both in hour 2) and forward on 31 March (no 02:xx)."""
+    store(
+        site,
+        hit("/a", at=datetime(2030, 10, 27, 0, 30, tzinfo=UTC)),  # 02:30 summer time
+        hit("/a", at=datetime(2030, 10, 27, 1, 30, tzinfo=UTC)),  # 02:30 winter time
+        hit("/a", at=datetime(2030, 10, 27, 22, 59, tzinfo=UTC)),  # 23:59
+        hit("/a", at=datetime(2030, 3, 31, 1, 30, tzinfo=UTC)),  # 03:30 summer time, an hour after 01:30
+    )
+    autumn = get(client, "/api/v0/stats/hits", start="2030-10-27", end="2030-10-27").json()
+    (day,) = autumn["hits"][0]["stats"]
+    assert (day["daily"], day["hourly"][2], day["hourly"][23], sum(day["hourly"])) == (3, 2, 1, 3)
+    assert day["hourly_pageviews"][2] == 2 and len(day["hourly"]) == 24
+    spring = get(client, "/api/v0/stats/hits", start="2030-03-31", end="2030-03-31").json()
+    (day,) = spring["hits"][0]["stats"]
+    assert (day["hourly"][2], day["hourly"][3], sum(day["hourly"])) == (0, 1, 1)
+
+
 def test_days_are_the_sites_or_the_tz_parameters(client, site):
     store(site, hit("/late", at=datetime(2030, 3, 4, 23, 30, tzinfo=UTC)))
     berlin = get(client, "/api/v0/stats/total", start="2030-03-04", end="2030-03-05").json()
