@@ -219,23 +219,34 @@ def path_days(site: Site, rng: Range, path_ids: list[int]) -> dict[int, tuple[li
     return series
 
 
+EPOCH_DAY = date(1970, 1, 1)
+
+
 def path_hours(site: Site, rng: Range, path_ids: list[int]) -> dict[int, dict[date, tuple[list[int], list[int]]]]:
     """path id -> day -> (24 hourly visitors, 24 hourly pageviews), hours of the range's zone."""
     series: dict[int, dict[date, tuple[list[int], list[int]]]] = defaultdict(dict)
     if not path_ids:
         return series
-    # A row a path and day, its hours in arrays: a 24th of the rows to turn into Python objects (14,000 hours
-    # of 20 paths over 30 days at 10M hits). A day of a clock change has an hour twice (added) or none (a zero).
+    # A row a path, its hours in arrays, each as the hours since 1970-01-01 00:00 on the zone's clock (in a zone
+    # half an hour off, the hour it starts in, as datetime.hour has it): no Python object a row (14,000 hours of
+    # 20 paths over 30 days at 10M hits), where rows of datetimes cost 143 ms with the reading. A day of a clock
+    # change has an hour twice (added) or none (a zero).
+    local_hour = "floor(extract(epoch FROM hour AT TIME ZONE %s) / 3600)::bigint"
     rows = _rows(
-        f"SELECT path_id, day, array_agg(local_hour), array_agg(visitors), array_agg(pageviews) FROM ("
-        f"SELECT path_id, (hour AT TIME ZONE %s)::date AS day, extract(hour FROM hour AT TIME ZONE %s)::int AS local_hour, "
-        f"visitors, pageviews FROM {PathHour._meta.db_table} "
-        "WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s) h GROUP BY path_id, day",
-        [rng.tz, rng.tz, site.pk, path_ids, *rng.utc_bounds()],
+        f"SELECT path_id, array_agg({local_hour}), array_agg(visitors), array_agg(pageviews) "
+        f"FROM {PathHour._meta.db_table} "
+        "WHERE site_id = %s AND path_id = ANY(%s) AND hour >= %s AND hour < %s GROUP BY path_id",
+        [rng.tz, site.pk, path_ids, *rng.utc_bounds()],
     )
-    for path_id, day, hours, visitors, pageviews in rows:
-        daily = series[path_id][day] = ([0] * 24, [0] * 24)
-        for hour, v, pv in zip(hours, visitors, pageviews, strict=True):
+    days: dict[int, date] = {}
+    for path_id, hours, visitors, pageviews in rows:
+        path = series[path_id]
+        for local, v, pv in zip(hours, visitors, pageviews, strict=True):
+            number, hour = divmod(local, 24)
+            if (day := days.get(number)) is None:
+                day = days[number] = EPOCH_DAY + timedelta(days=number)
+            if (daily := path.get(day)) is None:
+                daily = path[day] = ([0] * 24, [0] * 24)
             daily[0][hour] += v
             daily[1][hour] += pv
     return series

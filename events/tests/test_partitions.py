@@ -188,3 +188,26 @@ def test_a_read_by_id_or_uid_uses_each_months_index(db, table, where, condition)
         cursor.execute(f"EXPLAIN SELECT * FROM {table} WHERE {where}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Seq Scan" not in plan and plan.count(f"Index Cond: ({condition})") == len(names(table)), plan
+
+
+def test_a_page_over_several_months_lists_each_row_once(alice, api_client):
+    """Logster's and Bytelog's pages fetch their rows by id within the span of the page's times (so PostgreSQL reads
+    the page's months, not every month's index): a page whose rows are months apart still holds them all."""
+    now = timezone.now()
+    partitions.ensure(LOGS, [months_ago(5)])
+    stored = [
+        message(alice, moment) for moment in (now, months_ago(5) + timedelta(days=2), datetime(1999, 1, 1, tzinfo=UTC))
+    ]
+    first = api_client.get("/api/Log", {"limit": 2}).json()
+    assert [m["MessageId"] for m in first["Messages"]] == [str(stored[0].pk), str(stored[1].pk)]
+    second = api_client.get(first["Next"]).json()
+    assert [m["MessageId"] for m in second["Messages"]] == [str(stored[2].pk)] and second["Next"] is None
+
+    partitions.ensure(EVENTS, [months_ago(3)])
+    for moment in (months_ago(3) + timedelta(days=1), now - timedelta(minutes=5)):
+        r = api_client.post("/api/v1/events", {"name": "signup", "date": moment.isoformat()}, format="json")
+        assert r.status_code == 201
+    listed = api_client.get("/api/v1/events", {"start": months_ago(4).date().isoformat(), "limit": 1}).json()
+    assert listed["count"] == 2 and [e["date"][:10] for e in listed["events"]] == [
+        (months_ago(3) + timedelta(days=1)).date().isoformat()
+    ]
