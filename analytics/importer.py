@@ -5,7 +5,9 @@ The formats are those of `goatcounter import`: `csv` (GoatCounter's export, vers
 `combined` and `common` logs (each also `-vhost`), `caddy` (Caddy's JSON log) and `log:<format>` with
 GoatCounter's $names. Every line becomes a CleanHit by the same code as a hit of the API (paths, referrers,
 campaigns, browsers, bots), and batches go in through services.record_hits (COPY, first visits), each batch in
-one transaction with the keys of its lines (ImportedRow), so importing a file again stores nothing twice.
+one transaction with the keys of its lines (ImportedKeys), so importing a file again stores nothing twice.
+Batches are stored while the next ones are read: by a writer thread, or, for manage.py import_hits, with the
+reading in a forked process of its own (Importer(reader_process=True)), as two threads share one GIL.
 
 A server log's IP is used for the visitor hash of its hit's day (services.visitor_hash) and never stored.
 """
