@@ -208,7 +208,9 @@ def test_a_gzipped_export_from_stdin_imports_once(client, site, tmp_path, monkey
     assert sorted(len(row.keys) // 8 for row in ImportedKeys.objects.filter(site=site)) == [1, 2, 3]  # a row an hour
 
 
-def test_a_cut_short_gzip_stores_what_it_had_and_says_so(client, site, tmp_path):
+def import_a_cut_short_export_then_the_whole(site: Site, tmp_path: Path) -> None:
+    """A gzip'd export cut in the middle: what was read is stored and the error says so; the whole file then adds
+    the rest, and nothing twice (also test_import_process)."""
     rows = [
         f"/page-{n},Page {n},0,,Firefox 133,Linux,,0,,,,,1,2026-10-10T10:{n // 60:02}:{n % 60:02}Z\n"
         for n in range(3000)
@@ -224,6 +226,10 @@ def test_a_cut_short_gzip_stores_what_it_had_and_says_so(client, site, tmp_path)
     out, _ = run(str(cut))
     assert f"{3000 - stored} hits imported" in out and f"{stored} imported before" in out
     assert Hit.objects.filter(site=site).count() == 3000
+
+
+def test_a_cut_short_gzip_stores_what_it_had_and_says_so(client, site, tmp_path):
+    import_a_cut_short_export_then_the_whole(site, tmp_path)
 
 
 def test_only_the_first_bad_lines_are_named_each_cut_short(site, tmp_path):
