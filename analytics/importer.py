@@ -814,10 +814,12 @@ class Sender:
         self.send = send
 
     def submit(self, batch: list[tuple[int, CleanHit]]) -> None:
-        rows = [(key, *_HIT_VALUES(hit)) for key, hit in batch]
-        self.send.send(
-            ("batch", [(*row[:VISITOR], _visitor_number(row[VISITOR]), *row[VISITOR + 1 :]) for row in rows])
-        )
+        rows = []
+        for key, hit in batch:
+            values = _HIT_VALUES(hit)
+            number = None if hit.visitor is None else hit.visitor.int
+            rows.append((key, *values[: VISITOR - 1], number, *values[VISITOR:]))
+        self.send.send(("batch", rows))
 
     def drain(self) -> None:
         pass
@@ -825,10 +827,6 @@ class Sender:
 
 _HIT_VALUES = operator.attrgetter(*(item.name for item in fields(CleanHit)))  # a CleanHit's values, in order
 VISITOR = 1 + [item.name for item in fields(CleanHit)].index("visitor")  # its place in a Sender's row
-
-
-def _visitor_number(visitor: uuid.UUID | None) -> int | None:
-    return None if visitor is None else visitor.int
 
 
 def _hits_from(rows: list[tuple[Any, ...]]) -> list[tuple[int, CleanHit]]:
@@ -871,7 +869,7 @@ class Writer:
     def submit(self, batch: list[tuple[int, CleanHit]]) -> None:
         self._check()
         if connection.in_atomic_block:
-            self._store(batch)
+            self.store_now(batch)
             return
         if self.thread is None:
             self.thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
@@ -896,7 +894,7 @@ class Writer:
             while (batch := self.queue.get()) is not None:
                 if self.failure is None:  # after a failure, batches are taken off the queue but not stored
                     try:
-                        self._store(batch)
+                        self.store_now(batch)
                     except Exception as error:  # noqa: BLE001 - the reading thread raises it
                         self.failure = error
         finally:
@@ -904,10 +902,7 @@ class Writer:
             connection.close()
 
     def store_now(self, batch: list[tuple[int, CleanHit]]) -> None:
-        """Store the batch in the caller's thread (the batches of a reader process)."""
-        self._store(batch)
-
-    def _store(self, batch: list[tuple[int, CleanHit]]) -> None:
+        """Store the batch in the caller's thread (also the batches of a reader process)."""
         imported, bots = store(self.site, batch, self.seen)
         self.summary.imported += imported
         self.summary.bots += bots
